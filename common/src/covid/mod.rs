@@ -1,0 +1,28 @@
+//! The COVID-19 task's data: loading a table of cumulative confirmed cases per country and
+//! day (three CSV layouts, detected from the header), and preparing it for training
+//! (daily new cases, correlation between countries, the correlated set C, labelled windows
+//! split into train and test, and every country's last window for forecasting).
+//!
+//! - `load`: [`CaseTable`], layout detection and validation, country lookup.
+//! - `wide`, `long`: the parsers of the wide (coursework, JHU CSSE) and long layouts.
+//! - `prep`: the coursework pipeline, [`prepare`].
+
+pub mod load;
+mod long;
+pub mod prep;
+mod wide;
+
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod tests_country;
+#[cfg(test)]
+mod tests_load;
+#[cfg(test)]
+mod tests_prep;
+
+pub use load::{CaseTable, Layout};
+pub use prep::{
+    CovidData, PrepOptions, Split, Windows, correlated_set, correlation_matrix, daily_new,
+    normalise, pearson, prepare, windows,
+};

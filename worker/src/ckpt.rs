@@ -1,0 +1,152 @@
+//! Checkpoints as safetensors files: model parameters, optimizer state, and in the
+//! metadata the trial configuration, the epoch reached, the optimizer's step count and the
+//! metric history so far (so the curves of a resumed run are whole).
+//!
+//! Files are written to a temporary name and renamed, so a crash never leaves a half-written
+//! checkpoint under its real name. Only the newest few are kept.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use wick_common::trial::TrialConfig;
+
+/// Prefix of the model parameters' names in checkpoint and model files.
+pub const MODEL_PREFIX: &str = "model.";
+
+/// Format tag stored in every file, checked on load.
+const FORMAT: &str = "wick-checkpoint-1";
+
+/// Everything a checkpoint holds, decoded.
+pub struct Checkpoint {
+    /// The trial configuration the checkpoint belongs to.
+    pub config: TrialConfig,
+    /// Epochs completed when it was written.
+    pub epoch: usize,
+    /// Adam steps taken.
+    pub adam_step: u64,
+    /// Per-epoch metrics so far, as JSON (task-specific shape).
+    pub history: serde_json::Value,
+    /// All tensors: `model.*` parameters and `adam.*` optimizer state.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Serialises tensors and metadata to safetensors bytes.
+pub fn to_bytes(tensors: &HashMap<String, Tensor>, meta: HashMap<String, String>) -> Result<Vec<u8>> {
+    let mut host: Vec<(String, Tensor)> = Vec::with_capacity(tensors.len());
+    for (k, t) in tensors {
+        host.push((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?));
+    }
+    host.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(safetensors::serialize(host, Some(meta))?)
+}
+
+/// Writes bytes to `path` atomically (temporary file in the same folder, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// Metadata common to checkpoints and final models.
+pub fn metadata(config: &TrialConfig, epoch: usize) -> HashMap<String, String> {
+    HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), serde_json::to_string(config).expect("config serialises")),
+        ("fingerprint".to_string(), config.without_epochs().fingerprint()),
+        ("epoch".to_string(), epoch.to_string()),
+    ])
+}
+
+/// Decodes a checkpoint or final model; `what` names it in errors (a path or a key).
+pub fn from_bytes(bytes: &[u8], what: &str, device: &Device) -> Result<Checkpoint> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).with_context(|| {
+        format!("{what} is not a readable safetensors file (truncated or corrupt?); delete it to start over")
+    })?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        bail!("{what} is not a wick checkpoint (no '{FORMAT}' tag in its metadata)");
+    }
+    let get = |k: &str| meta.get(k).with_context(|| format!("{what}: metadata '{k}' missing"));
+    let config: TrialConfig =
+        serde_json::from_str(get("config")?).with_context(|| format!("{what}: bad config metadata"))?;
+    let epoch = get("epoch")?.parse().with_context(|| format!("{what}: bad epoch"))?;
+    let adam_step = meta.get("adam_step").map(|s| s.parse()).transpose()?.unwrap_or(0);
+    let history = match meta.get("history") {
+        Some(h) => serde_json::from_str(h).with_context(|| format!("{what}: bad history"))?,
+        None => serde_json::Value::Null,
+    };
+    let tensors = candle_core::safetensors::load_buffer(bytes, device)
+        .with_context(|| format!("{what}: cannot decode its tensors (truncated or corrupt?)"))?;
+    Ok(Checkpoint { config, epoch, adam_step, history, tensors })
+}
+
+/// A folder of `epoch-<n>.safetensors` files for one trial.
+pub struct CkptDir {
+    /// The folder.
+    dir: PathBuf,
+    /// How many of the newest checkpoints to keep.
+    keep: usize,
+}
+
+impl CkptDir {
+    /// Opens (creating) `dir`, keeping the newest `keep` checkpoints (at least 1).
+    pub fn open(dir: &Path, keep: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(CkptDir { dir: dir.to_path_buf(), keep: keep.max(1) })
+    }
+
+    fn epochs(&self) -> Result<Vec<(usize, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).with_context(|| format!("cannot list {}", self.dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(n) = name.strip_prefix("epoch-").and_then(|r| r.strip_suffix(".safetensors")) {
+                if let Ok(n) = n.parse() {
+                    out.push((n, path));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The newest checkpoint, if any. One of another configuration is an error: resuming
+    /// from it would silently mix two trials.
+    pub fn latest(&self, config: &TrialConfig, device: &Device) -> Result<Option<Checkpoint>> {
+        let Some((_, path)) = self.epochs()?.pop() else { return Ok(None) };
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let ck = from_bytes(&bytes, &path.display().to_string(), device)?;
+        if ck.config.without_epochs() != config.without_epochs() {
+            bail!(
+                "{} belongs to another configuration ({}); use another --ckpt-dir or delete it",
+                path.display(),
+                serde_json::to_string(&ck.config)?
+            );
+        }
+        Ok(Some(ck))
+    }
+
+    /// Writes the checkpoint of `epoch` and removes the older ones beyond `keep`.
+    pub fn save(
+        &self,
+        config: &TrialConfig,
+        epoch: usize,
+        adam_step: u64,
+        history: &serde_json::Value,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<()> {
+        let mut meta = metadata(config, epoch);
+        meta.insert("adam_step".into(), adam_step.to_string());
+        meta.insert("history".into(), history.to_string());
+        let bytes = to_bytes(tensors, meta)?;
+        write_atomic(&self.dir.join(format!("epoch-{epoch}.safetensors")), &bytes)?;
+        let all = self.epochs()?;
+        for (_, old) in all.iter().take(all.len().saturating_sub(self.keep)) {
+            std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+        Ok(())
+    }
+}

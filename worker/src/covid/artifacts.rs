@@ -1,0 +1,104 @@
+//! What a finished COVID-19 trial leaves in its output folder: the correlation heatmap,
+//! learning curves, confusion matrix, the world map of P(increase) (SVG and PNG),
+//! `forecast.json` and the final `model.safetensors`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+use wick_common::covid::{CaseTable, CovidData};
+use wick_common::trial::TrialConfig;
+
+use crate::ckpt::{self, MODEL_PREFIX};
+use crate::covid::model::{SeqModel, batch_time_major};
+use crate::covid::train::CovidRun;
+
+/// One country's forecast for the day after its last window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Forecast {
+    /// Name as in the data.
+    pub country: String,
+    /// ISO 3166 alpha-2 code, when the country has one.
+    pub iso2: Option<String>,
+    /// Probability that the next day's new cases exceed the last day's.
+    pub probability: f64,
+    /// `probability > 0.5`.
+    pub increase: bool,
+}
+
+/// P(increase) for every country that has at least L days (`data.last`).
+pub fn forecast(model: &SeqModel, table: &CaseTable, data: &CovidData, device: &Device) -> Result<Vec<Forecast>> {
+    let last = &data.last;
+    let idx: Vec<usize> = (0..last.len()).collect();
+    let probs = model.prob_increase(&batch_time_major(&last.x, last.l, &idx, device)?)?;
+    Ok(last
+        .country
+        .iter()
+        .zip(probs)
+        .map(|(&c, p)| Forecast {
+            country: table.names[c].clone(),
+            iso2: table.iso2(c).map(str::to_string),
+            probability: f64::from(p),
+            increase: p > 0.5,
+        })
+        .collect())
+}
+
+/// Writes every artifact into `out` and returns the file names written.
+pub fn write_all(
+    out: &Path,
+    config: &TrialConfig,
+    table: &CaseTable,
+    data: &CovidData,
+    run: &CovidRun,
+    device: &Device,
+) -> Result<Vec<String>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut files = Vec::new();
+    let mut add = |name: &str| {
+        files.push(name.to_string());
+        out.join(name)
+    };
+
+    wick_viz::heatmap(
+        &add("correlation_heatmap.png"),
+        &table.names,
+        &data.corr,
+        "Pearson correlation of daily new cases",
+    )?;
+
+    let h = &run.history;
+    let col = |f: fn(&crate::covid::train::EpochStats) -> f64| h.iter().map(f).collect::<Vec<_>>();
+    let (trl, tel, tra, tea) = (col(|e| e.train_loss), col(|e| e.test_loss), col(|e| e.train_acc), col(|e| e.test_acc));
+    let TrialConfig::Covid(c) = config else { anyhow::bail!("not a covid trial") };
+    let title = format!("{} {} units, L = {}", c.cell.as_str().to_uppercase(), c.hidden, c.l);
+    let curves = wick_viz::Curves {
+        train_loss: &trl,
+        test_loss: &tel,
+        train_acc: &tra,
+        test_acc: &tea,
+        baseline_acc: Some(data.test.majority_baseline()),
+    };
+    wick_viz::learning_curves(&add("learning_curves.png"), &curves, &title)?;
+    wick_viz::confusion_matrix(
+        &add("confusion_matrix.png"),
+        run.confusion,
+        ["no increase", "increase"],
+        &format!("Test set, {title}"),
+    )?;
+
+    let fc = forecast(&run.model, table, data, device)?;
+    let values: Vec<(String, f64)> =
+        fc.iter().filter_map(|f| f.iso2.clone().map(|c| (c, f.probability))).collect();
+    let last_day = data.new_dates.last().map(|d| d.to_string()).unwrap_or_default();
+    let map_title = format!("P(new cases increase the day after {last_day}), {title}");
+    wick_viz::world_map_svg(&add("world_map.svg"), &values, &map_title, "P(increase)")?;
+    wick_viz::world_map_png(&add("world_map.png"), &values, &map_title, "P(increase)")?;
+    std::fs::write(add("forecast.json"), serde_json::to_vec_pretty(&fc)?)?;
+
+    let meta = ckpt::metadata(config, h.len());
+    let bytes = ckpt::to_bytes(&run.params.tensors(MODEL_PREFIX), meta)?;
+    ckpt::write_atomic(&add("model.safetensors"), &bytes)?;
+    Ok(files)
+}

@@ -1,0 +1,6 @@
+//! The COVID-19 task: the sequence classifier (`model`), its training loop (`train`) and
+//! the pictures and files it leaves (`artifacts`).
+
+pub mod artifacts;
+pub mod model;
+pub mod train;

@@ -1,0 +1,157 @@
+//! Training and evaluation of a sequence classifier on prepared windows: mini-batch Adam on
+//! cross-entropy, a fresh seeded shuffle every epoch, full evaluation of the train and test
+//! sets after each epoch, a checkpoint after each epoch when asked, and resumption from the
+//! newest checkpoint of the same configuration.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use wick_common::covid::{CovidData, Windows};
+use wick_common::trial::{CovidConfig, TrialConfig};
+
+use crate::adam::Adam;
+use crate::ckpt::{CkptDir, MODEL_PREFIX};
+use crate::covid::model::{SeqModel, batch_time_major};
+use crate::params::Params;
+use crate::rng::{Purpose, stream};
+
+/// Rows per evaluation forward pass: bounds memory on large datasets.
+const EVAL_CHUNK: usize = 8192;
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training cross-entropy over the epoch's mini-batches.
+    pub train_loss: f64,
+    /// Accuracy on the whole training set after the epoch.
+    pub train_acc: f64,
+    /// Cross-entropy on the test set after the epoch.
+    pub test_loss: f64,
+    /// Accuracy on the test set after the epoch.
+    pub test_acc: f64,
+    /// Wall time of the epoch's training steps (evaluation excluded).
+    pub seconds: f64,
+}
+
+/// A trained model and how it got there.
+pub struct CovidRun {
+    /// Every epoch's metrics, including those before a resume.
+    pub history: Vec<EpochStats>,
+    /// The trained model.
+    pub model: SeqModel,
+    /// Its parameters.
+    pub params: Params,
+    /// Epoch the run resumed from (0 = started fresh).
+    pub resumed_from: usize,
+    /// Test-set confusion matrix of the final model: rows actual, columns predicted.
+    pub confusion: [[u64; 2]; 2],
+}
+
+/// Loss, accuracy and predictions of `model` on `w`.
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction predicted right.
+    pub acc: f64,
+    /// Predicted class per row.
+    pub pred: Vec<u8>,
+}
+
+/// Evaluates `model` on every window of `w`.
+pub fn evaluate(model: &SeqModel, w: &Windows, device: &Device) -> Result<Evaluation> {
+    let (mut loss, mut pred) = (0.0, Vec::with_capacity(w.len()));
+    let all: Vec<usize> = (0..w.len()).collect();
+    for chunk in all.chunks(EVAL_CHUNK) {
+        let xt = batch_time_major(&w.x, w.l, chunk, device)?;
+        let y: Vec<u32> = chunk.iter().map(|&i| u32::from(w.y[i])).collect();
+        let y = Tensor::new(y.as_slice(), device)?;
+        let logits = model.forward(&xt)?.detach();
+        let l = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
+        loss += f64::from(l) * chunk.len() as f64;
+        pred.extend(logits.argmax(1)?.to_vec1::<u32>()?.into_iter().map(|p| p as u8));
+    }
+    let right = pred.iter().zip(&w.y).filter(|(p, y)| p == y).count();
+    let n = w.len().max(1) as f64;
+    Ok(Evaluation { loss: loss / n, acc: right as f64 / n, pred })
+}
+
+/// Trains `cfg` on `data`, resuming from `ckpt` when it holds a checkpoint of this
+/// configuration, and calls `on_epoch` after every epoch.
+pub fn train(
+    cfg: &CovidConfig,
+    data: &CovidData,
+    device: &Device,
+    ckpt: Option<&CkptDir>,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<CovidRun> {
+    let trial = TrialConfig::Covid(cfg.clone());
+    let mut params = Params::new(device);
+    let model = SeqModel::new(cfg.cell, cfg.hidden, &mut params, &mut stream(cfg.seed, Purpose::Init, 0))?;
+    let mut adam = Adam::new(&params, cfg.lr)?;
+    let mut history: Vec<EpochStats> = Vec::new();
+    if let Some(ck) = ckpt.map(|c| c.latest(&trial, device)).transpose()?.flatten() {
+        params.load(&ck.tensors, MODEL_PREFIX).context("checkpoint does not fit the model")?;
+        adam.import(&params, &ck.tensors, ck.adam_step)?;
+        history = serde_json::from_value(ck.history).context("checkpoint history is unreadable")?;
+        history.truncate(ck.epoch);
+    }
+    let resumed_from = history.len();
+    let train = &data.train;
+    let n = train.len();
+    for epoch in resumed_from..cfg.epochs {
+        let start = Instant::now();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut stream(cfg.seed, Purpose::Shuffle, epoch as u64));
+        let mut total = 0.0;
+        for idx in order.chunks(cfg.batch) {
+            let xt = batch_time_major(&train.x, train.l, idx, device)?;
+            let y: Vec<u32> = idx.iter().map(|&i| u32::from(train.y[i])).collect();
+            let y = Tensor::new(y.as_slice(), device)?;
+            let loss = candle_nn::loss::cross_entropy(&model.forward(&xt)?, &y)?;
+            adam.step(&params, &loss.backward()?)?;
+            total += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let tr = evaluate(&model, train, device)?;
+        let te = evaluate(&model, &data.test, device)?;
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            train_loss: total / n.max(1) as f64,
+            train_acc: tr.acc,
+            test_loss: te.loss,
+            test_acc: te.acc,
+            seconds,
+        };
+        history.push(stats.clone());
+        if let Some(dir) = ckpt {
+            let (mut tensors, step) = adam.export(&params);
+            tensors.extend(params.tensors(MODEL_PREFIX));
+            dir.save(&trial, epoch + 1, step, &serde_json::to_value(&history)?, &tensors)?;
+        }
+        on_epoch(&stats);
+    }
+    let te = evaluate(&model, &data.test, device)?;
+    let mut confusion = [[0u64; 2]; 2];
+    for (&p, &y) in te.pred.iter().zip(&data.test.y) {
+        confusion[usize::from(y)][usize::from(p)] += 1;
+    }
+    Ok(CovidRun { history, model, params, resumed_from, confusion })
+}
+
+/// Loads a model file (`model.safetensors` or a checkpoint) for inference; `what` names it
+/// in errors.
+pub fn load_model(bytes: &[u8], what: &str, device: &Device) -> Result<(CovidConfig, SeqModel, Params)> {
+    let ck = crate::ckpt::from_bytes(bytes, what, device)?;
+    let TrialConfig::Covid(c) = ck.config else {
+        anyhow::bail!("{what} holds a {} model, not a covid one", ck.config.task())
+    };
+    let mut params = Params::new(device);
+    let model = SeqModel::new(c.cell, c.hidden, &mut params, &mut stream(c.seed, Purpose::Init, 0))?;
+    params.load(&ck.tensors, MODEL_PREFIX).with_context(|| format!("{what} does not fit its configuration"))?;
+    Ok((c, model, params))
+}

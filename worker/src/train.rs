@@ -1,0 +1,292 @@
+//! `worker train`: one trial of either task, end to end, on this machine — load the data,
+//! train (resuming from `--ckpt-dir` when it holds a checkpoint of the same configuration),
+//! write the artifacts into `--out`, and print a summary (one JSON object with `--json`).
+//! The distributed worker runs trials through the same functions.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+use wick_common::covid::{CaseTable, PrepOptions, Split, prepare};
+use wick_common::trial::{Cell, CovidConfig, TrialConfig, VaeConfig};
+
+use crate::ckpt::CkptDir;
+use crate::{covid, data, device, progress, vae};
+
+/// Which coursework task a trial runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    /// COVID-19 next-day-increase classifier (RNN / LSTM / GRU).
+    Covid,
+    /// Variational autoencoder on face images.
+    Vae,
+}
+
+/// Flags of `worker train`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:\n  \
+worker train --task covid --cell lstm --hidden 64 --l 40 --epochs 500 --seed 0 --data ../shared/data --out out/lstm\n  \
+worker train --task vae --kl 1 --size 28 --epochs 30 --seed 0 --data ../shared/data --out out/vae --json")]
+pub struct TrainArgs {
+    /// Task to train.
+    #[arg(long, value_enum)]
+    pub task: Task,
+
+    /// [covid] Recurrent cell: rnn, lstm or gru.
+    #[arg(long, default_value = "lstm")]
+    pub cell: Cell,
+    /// Hidden units [default: covid rnn 32, lstm 64, gru 64; vae 400].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// [covid] Window length L: days of input before the day predicted.
+    #[arg(long, default_value_t = 40)]
+    pub l: usize,
+    /// [covid] Set C keeps countries whose new cases correlate above this with another country's.
+    #[arg(long, default_value_t = 0.7)]
+    pub threshold: f64,
+    /// [covid] First day of the windows (YYYY-MM-DD).
+    #[arg(long, default_value = "2020-03-01")]
+    pub start_date: String,
+    /// [covid] How windows are split 70/30. `random` (the coursework's) shuffles all windows,
+    /// so overlapping windows of one country land on both sides and flatter test accuracy;
+    /// `time` holds out the last days of every country, an honest forecast test.
+    #[arg(long, default_value = "random")]
+    pub split: Split,
+
+    /// [vae] Weight of the KL term in the loss (0, 1 and 100 in the coursework).
+    #[arg(long, default_value_t = 1.0)]
+    pub kl: f64,
+    /// [vae] Images are resized to SIZE × SIZE.
+    #[arg(long, default_value_t = 28)]
+    pub size: u32,
+    /// [vae] Latent dimensions.
+    #[arg(long, default_value_t = 50)]
+    pub latent: usize,
+    /// [vae] Use only the first N images (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+
+    /// Training epochs in total (a resumed run stops at the same total) [default: covid 500, vae 30].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Mini-batch size [default: covid 64, vae 128].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of the split, initial weights, shuffles and noise: same seed, same numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Data folder laid out as covid/covid_19.csv and anime-faces/.
+    #[arg(long, env = "WICK_DATA")]
+    pub data: Option<PathBuf>,
+    /// COVID-19 cumulative-cases CSV (coursework, JHU CSSE wide or Date,Country,Confirmed long layout).
+    #[arg(long)]
+    pub covid_csv: Option<PathBuf>,
+    /// Folder of PNG / JPEG face images.
+    #[arg(long)]
+    pub faces: Option<PathBuf>,
+    /// Folder for the artifacts (pictures, forecast.json, model.safetensors).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Write a checkpoint here after every epoch, and resume from the newest one of the same configuration.
+    #[arg(long)]
+    pub ckpt_dir: Option<PathBuf>,
+    /// How many of the newest checkpoints to keep.
+    #[arg(long, default_value_t = 2)]
+    pub keep_ckpts: usize,
+    /// Device: cpu, cuda:N, or auto (a GPU if there is one).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print one JSON object on stdout at the end (and no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TrainArgs {
+    /// The trial configuration these flags describe, validated.
+    pub fn config(&self) -> Result<TrialConfig> {
+        let cfg = match self.task {
+            Task::Covid => TrialConfig::Covid(CovidConfig {
+                cell: self.cell,
+                hidden: self.hidden.unwrap_or(self.cell.default_hidden()),
+                l: self.l,
+                epochs: self.epochs.unwrap_or(500),
+                lr: self.lr,
+                batch: self.batch.unwrap_or(64),
+                seed: self.seed,
+                threshold: self.threshold,
+                start: self.start_date.clone(),
+                split: self.split.to_string(),
+            }),
+            Task::Vae => TrialConfig::Vae(VaeConfig {
+                kl_weight: self.kl,
+                size: self.size,
+                epochs: self.epochs.unwrap_or(30),
+                lr: self.lr,
+                batch: self.batch.unwrap_or(128),
+                seed: self.seed,
+                hidden: self.hidden.unwrap_or(400),
+                latent: self.latent,
+                limit: self.limit,
+            }),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Median of a non-empty list (0 for an empty one).
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+}
+
+/// Runs `worker train` and returns the JSON summary.
+pub fn run(args: &TrainArgs) -> Result<Value> {
+    let config = args.config()?;
+    let dev = device::parse(&args.device)?;
+    let ckpt = args.ckpt_dir.as_deref().map(|d| CkptDir::open(d, args.keep_ckpts)).transpose()?;
+    match &config {
+        TrialConfig::Covid(c) => run_covid(args, &config, c, &dev, ckpt.as_ref()),
+        TrialConfig::Vae(c) => run_vae(args, &config, c, &dev, ckpt.as_ref()),
+    }
+}
+
+/// Reads and prepares the COVID-19 data of `c`.
+pub fn load_covid(path: &Path, c: &CovidConfig) -> Result<(CaseTable, wick_common::covid::CovidData)> {
+    let table = CaseTable::from_path(path)?;
+    let opts = PrepOptions {
+        l: c.l,
+        threshold: c.threshold,
+        start: c.start.parse().with_context(|| format!("--start-date '{}' is not a YYYY-MM-DD date", c.start))?,
+        seed: c.seed,
+        split: c.split.parse()?,
+        ..PrepOptions::default()
+    };
+    let data = prepare(&table, &opts)?;
+    Ok((table, data))
+}
+
+fn run_covid(args: &TrainArgs, config: &TrialConfig, c: &CovidConfig, dev: &candle_core::Device, ckpt: Option<&CkptDir>) -> Result<Value> {
+    let csv = data::covid_csv(args.data.as_deref(), args.covid_csv.as_deref())?;
+    let (table, data) = load_covid(&csv, c)?;
+    eprintln!(
+        "covid: {} countries, |C| = {}, L = {}: {} train / {} test windows; test class balance {:.3} increase, majority baseline {:.3}",
+        table.names.len(),
+        data.members.len(),
+        c.l,
+        data.train.len(),
+        data.test.len(),
+        data.test.positive_fraction(),
+        data.test.majority_baseline()
+    );
+    let pb = progress::bar(c.epochs as u64, args.json, &format!("{} {}", c.cell, c.hidden));
+    let run = covid::train::train(c, &data, dev, ckpt, &mut |e| {
+        pb.set_position(e.epoch as u64);
+        pb.set_message(format!("test acc {:.3}", e.test_acc));
+    })?;
+    pb.finish_and_clear();
+    let files = covid::artifacts::write_all(&args.out, config, &table, &data, &run, dev)?;
+    let h = &run.history;
+    let last = h.last().context("no epoch was trained")?;
+    let best = h.iter().max_by(|a, b| a.test_acc.total_cmp(&b.test_acc).then(b.epoch.cmp(&a.epoch))).unwrap_or(last);
+    let med = median(h.iter().map(|e| e.seconds).collect());
+    Ok(json!({
+        "task": "covid", "cell": c.cell, "hidden": c.hidden, "l": c.l, "epochs": c.epochs, "seed": c.seed,
+        "split": c.split, "device": device::describe(dev),
+        "countries": table.names.len(), "countries_in_c": data.members.len(),
+        "windows_train": data.train.len(), "windows_test": data.test.len(),
+        "test_majority_baseline": data.test.majority_baseline(),
+        "final_train_acc": last.train_acc, "final_test_acc": last.test_acc,
+        "final_train_loss": last.train_loss, "final_test_loss": last.test_loss,
+        "best_test_acc": best.test_acc, "best_epoch": best.epoch,
+        "confusion": run.confusion,
+        "resumed_from_epoch": run.resumed_from,
+        "epoch_seconds_median": med,
+        "train_samples_per_second": if med > 0.0 { data.train.len() as f64 / med } else { 0.0 },
+        "params": run.params.count(),
+        "out": args.out, "artifacts": files,
+    }))
+}
+
+fn run_vae(args: &TrainArgs, config: &TrialConfig, c: &VaeConfig, dev: &candle_core::Device, ckpt: Option<&CkptDir>) -> Result<Value> {
+    let dir = data::faces_dir(args.data.as_deref(), args.faces.as_deref())?;
+    let images = vae::images::load_folder(&dir, c.size, c.limit)?;
+    eprintln!("vae: {} images of {}×{} from {}", images.len(), c.size, c.size, dir.display());
+    let pb = progress::bar(c.epochs as u64, args.json, &format!("vae kl {}", c.kl_weight));
+    let run = vae::train::train(c, &images, dev, ckpt, &mut |e| {
+        pb.set_position(e.epoch as u64);
+        pb.set_message(format!("-ELBO {:.1}", e.neg_elbo));
+    })?;
+    pb.finish_and_clear();
+    let files = vae::artifacts::write_all(&args.out, config, &images, &run, dev)?;
+    let h = &run.history;
+    let last = h.last().context("no epoch was trained")?;
+    let med = median(h.iter().map(|e| e.seconds).collect());
+    Ok(json!({
+        "task": "vae", "kl_weight": c.kl_weight, "size": c.size, "epochs": c.epochs, "seed": c.seed,
+        "device": device::describe(dev),
+        "images": images.len(), "skipped_files": images.skipped.len(),
+        "neg_elbo": h.iter().map(|e| e.neg_elbo).collect::<Vec<_>>(),
+        "recon": h.iter().map(|e| e.recon).collect::<Vec<_>>(),
+        "kl": h.iter().map(|e| e.kl).collect::<Vec<_>>(),
+        "final_neg_elbo": last.neg_elbo, "final_recon": last.recon, "final_kl": last.kl,
+        "resumed_from_epoch": run.resumed_from,
+        "epoch_seconds_median": med,
+        "images_per_second": if med > 0.0 { images.len() as f64 / med } else { 0.0 },
+        "params": run.params.count(),
+        "out": args.out, "artifacts": files,
+    }))
+}
+
+/// Prints the summary for a person (the JSON path prints the object itself).
+pub fn print_human(v: &Value) {
+    let f = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    if f("task") == "covid" {
+        println!(
+            "{} {} L={} seed={}: final train acc {:.3}, final test acc {:.3}, best test acc {:.3} (epoch {}), majority baseline {:.3}",
+            f("cell").as_str().unwrap_or("?"),
+            f("hidden"),
+            f("l"),
+            f("seed"),
+            f("final_train_acc").as_f64().unwrap_or(0.0),
+            f("final_test_acc").as_f64().unwrap_or(0.0),
+            f("best_test_acc").as_f64().unwrap_or(0.0),
+            f("best_epoch"),
+            f("test_majority_baseline").as_f64().unwrap_or(0.0),
+        );
+        println!(
+            "{:.1} ms/epoch, {:.0} windows/s",
+            f("epoch_seconds_median").as_f64().unwrap_or(0.0) * 1e3,
+            f("train_samples_per_second").as_f64().unwrap_or(0.0)
+        );
+    } else {
+        println!(
+            "vae {0}x{0} kl={1}: negative ELBO {2:.1} (recon {3:.1} + KL {4:.2}) after {5} epochs",
+            f("size"),
+            f("kl_weight"),
+            f("final_neg_elbo").as_f64().unwrap_or(0.0),
+            f("final_recon").as_f64().unwrap_or(0.0),
+            f("final_kl").as_f64().unwrap_or(0.0),
+            f("epochs"),
+        );
+        println!(
+            "{:.2} s/epoch, {:.0} images/s",
+            f("epoch_seconds_median").as_f64().unwrap_or(0.0),
+            f("images_per_second").as_f64().unwrap_or(0.0)
+        );
+    }
+    let files: Vec<String> = f("artifacts")
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    println!("artifacts in {}: {}", f("out").as_str().unwrap_or("?"), files.join(", "));
+}

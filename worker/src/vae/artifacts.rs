@@ -1,0 +1,101 @@
+//! What a finished VAE trial leaves in its output folder: the negative-ELBO curve with its
+//! two parts, 8 originals over their reconstructions, 16 samples from N(0, I), an 11-step
+//! interpolation between the latent means of two real faces, and `model.safetensors`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use wick_common::trial::TrialConfig;
+
+use crate::ckpt::{self, MODEL_PREFIX};
+use crate::rng::{Purpose, stream};
+use crate::vae::images::ImageSet;
+use crate::vae::model::Vae;
+use crate::vae::train::{VaeRun, normal};
+
+/// Nearest-neighbour magnification of the pictures: small faces are hard to see at 1×.
+fn scale(size: u32) -> u32 {
+    if size <= 32 { 3 } else { 2 }
+}
+
+/// Rows of decoded images (B, D) as owned CHW vectors.
+fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    Ok(t.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+}
+
+/// Writes a grid of rows of CHW images.
+fn grid(path: &Path, rows: &[Vec<Vec<f32>>], size: u32) -> Result<()> {
+    let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+    let img = wick_viz::image_grid(&refs, size, scale(size))?;
+    wick_viz::save_png(&img, path)?;
+    Ok(())
+}
+
+/// Decoded pixels of `z` (B, Z).
+pub fn decode(model: &Vae, z: &Tensor) -> Result<Vec<Vec<f32>>> {
+    rows(&model.decode(z)?.detach())
+}
+
+/// Reconstructions decode(μ(x)) of the images `x` (B, D).
+pub fn reconstruct(model: &Vae, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let (mu, _) = model.encode(x)?;
+    decode(model, &mu)
+}
+
+/// `n` samples decode(z), z ~ N(0, I), from the seeded picture stream.
+pub fn sample(model: &Vae, n: usize, seed: u64, device: &Device) -> Result<Vec<Vec<f32>>> {
+    let z = normal(n, model.latent, &mut stream(seed, Purpose::Pictures, 0), device)?;
+    decode(model, &z)
+}
+
+/// decode((1 − α)·μ(a) + α·μ(b)) for α = 0, 1/(steps−1), …, 1.
+pub fn interpolate(model: &Vae, a: &Tensor, b: &Tensor, steps: usize) -> Result<Vec<Vec<f32>>> {
+    let (ma, _) = model.encode(a)?;
+    let (mb, _) = model.encode(b)?;
+    let mut zs = Vec::with_capacity(steps);
+    for k in 0..steps {
+        let alpha = if steps > 1 { k as f64 / (steps - 1) as f64 } else { 0.0 };
+        zs.push(((&ma * (1.0 - alpha))? + (&mb * alpha)?)?);
+    }
+    decode(model, &Tensor::cat(&zs, 0)?)
+}
+
+/// Writes every artifact into `out` and returns the file names written.
+pub fn write_all(out: &Path, config: &TrialConfig, images: &ImageSet, run: &VaeRun, device: &Device) -> Result<Vec<String>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let TrialConfig::Vae(cfg) = config else { anyhow::bail!("not a VAE trial") };
+    let mut files = Vec::new();
+    let mut add = |name: &str| {
+        files.push(name.to_string());
+        out.join(name)
+    };
+    let h = &run.history;
+    let col = |f: fn(&crate::vae::train::EpochStats) -> f64| h.iter().map(f).collect::<Vec<_>>();
+    let title = format!("VAE {0}×{0}, KL weight {1}", cfg.size, cfg.kl_weight);
+    wick_viz::vae_curves(
+        &add("neg_elbo.png"),
+        &col(|e| e.neg_elbo),
+        &col(|e| e.recon),
+        &col(|e| e.kl),
+        &title,
+    )?;
+
+    let size = images.size;
+    let k = images.len().min(8);
+    let x = Tensor::from_slice(&images.pixels[..k * images.dim()], (k, images.dim()), device)?;
+    let originals: Vec<Vec<f32>> = (0..k).map(|i| images.image(i).to_vec()).collect();
+    grid(&add("reconstructions.png"), &[originals, reconstruct(&run.model, &x)?], size)?;
+
+    let s = sample(&run.model, 16, cfg.seed, device)?;
+    grid(&add("samples.png"), &[s[..8].to_vec(), s[8..].to_vec()], size)?;
+
+    let b = if images.len() > 1 { 1 } else { 0 };
+    let interp = interpolate(&run.model, &x.narrow(0, 0, 1)?, &x.narrow(0, b, 1)?, 11)?;
+    grid(&add("interpolation.png"), &[interp], size)?;
+
+    let meta = ckpt::metadata(config, h.len());
+    let bytes = ckpt::to_bytes(&run.params.tensors(MODEL_PREFIX), meta)?;
+    ckpt::write_atomic(&add("model.safetensors"), &bytes)?;
+    Ok(files)
+}

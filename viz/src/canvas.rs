@@ -8,37 +8,30 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::bitmap::Bitmap;
 use crate::{Result, VizError, font};
 
 /// What a drawing function returns: plotters' error for the backend it draws on.
 pub(crate) type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Draws `(w, h)` pixels with `draw` on a white canvas and writes them to `path` as PNG.
+/// Draws `(w, h)` pixels with `draw` on a white canvas and writes them to `path` as PNG
+/// (through `image`, so every PNG of the crate has one encoder and one error type).
 pub(crate) fn render_png<F>(path: &Path, (w, h): (u32, u32), draw: F) -> Result<()>
 where
-    F: for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> DrawResult<BitMapBackend<'b>>,
-{
-    let img = render_rgb(path, (w, h), draw)?;
-    crate::save_png(&img, path)
-}
-
-/// Draws `(w, h)` pixels with `draw` on a white canvas and returns them as an image; `path`
-/// is only used to name the picture in errors.
-pub(crate) fn render_rgb<F>(path: &Path, (w, h): (u32, u32), draw: F) -> Result<image::RgbImage>
-where
-    F: for<'b> FnOnce(&DrawingArea<BitMapBackend<'b>, Shift>) -> DrawResult<BitMapBackend<'b>>,
+    F: for<'b> FnOnce(&DrawingArea<Bitmap<'b>, Shift>) -> DrawResult<Bitmap<'b>>,
 {
     font::ensure_registered()?;
     let mut buf = vec![0u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let root = Bitmap(BitMapBackend::with_buffer(&mut buf, (w, h))).into_drawing_area();
         root.fill(&WHITE).map_err(|e| VizError::draw(path, e))?;
         draw(&root).map_err(|e| VizError::draw(path, e))?;
         root.present().map_err(|e| VizError::draw(path, e))?;
     }
-    image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| VizError::draw(path, "pixel buffer has the wrong size"))
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| VizError::draw(path, "pixel buffer has the wrong size"))?;
+    crate::grid::save_png(&img, path)
 }
 
 /// Draws `(w, h)` user units with `draw` on a white canvas and writes them to `path` as SVG.
@@ -67,7 +60,9 @@ pub(crate) fn text(size: f64) -> TextStyle<'static> {
 
 /// Bold DejaVu at `size` px, black, for titles.
 pub(crate) fn bold(size: f64) -> TextStyle<'static> {
-    (font::FAMILY, size, FontStyle::Bold).into_font().color(&BLACK)
+    (font::FAMILY, size, FontStyle::Bold)
+        .into_font()
+        .color(&BLACK)
 }
 
 /// `style` anchored at the given horizontal and vertical position of the text box.
@@ -81,7 +76,11 @@ pub(crate) fn text_width(style: &TextStyle<'_>, s: &str) -> i32 {
 }
 
 /// Draws the title centred at the top of `area`, `y` pixels down.
-pub(crate) fn title<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, s: &str, y: i32) -> DrawResult<DB> {
+pub(crate) fn title<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    s: &str,
+    y: i32,
+) -> DrawResult<DB> {
     let w = area.dim_in_pixel().0 as i32;
     area.draw(&Text::new(
         s.to_string(),

@@ -4,7 +4,7 @@
 use plotters::style::RGBColor;
 
 /// Colour of a missing value (a NaN correlation, a country without a prediction).
-pub(crate) const MISSING: RGBColor = RGBColor(190, 190, 190);
+pub(crate) const MISSING: RGBColor = RGBColor(205, 205, 205);
 
 /// ColorBrewer RdBu from blue (-1) through pure white (0) to red (+1); the darkest ends
 /// are left out so black text and borders stay visible on extreme cells.

@@ -111,12 +111,17 @@ pub fn heatmap(path: &Path, labels: &[String], matrix: &[Vec<f64>], title: &str)
     if let Some((i, row)) = matrix.iter().enumerate().find(|(_, r)| r.len() != n) {
         return Err(VizError::bad_input(
             path,
-            format!("matrix row {i} has {} values, expected {n} (a square matrix)", row.len()),
+            format!(
+                "matrix row {i} has {} values, expected {n} (a square matrix)",
+                row.len()
+            ),
         ));
     }
     crate::font::ensure_registered()?;
     let layout = Layout::new(labels);
-    canvas::render_png(path, layout.size, |root| draw(root, &layout, labels, matrix, title))
+    canvas::render_png(path, layout.size, |root| {
+        draw(root, &layout, labels, matrix, title)
+    })
 }
 
 /// Cuts `label` to fit `max_w` pixels, ending it with an ellipsis when cut.
@@ -175,7 +180,11 @@ fn draw_labels<DB: DrawingBackend>(
         let left = canvas::anchored(style.clone(), HPos::Right, VPos::Center);
         root.draw(&Text::new(label.clone(), (l.left - GAP, row_y), left))?;
         let right = canvas::anchored(style.clone(), HPos::Left, VPos::Center);
-        root.draw(&Text::new(label.clone(), (l.left + side + GAP, row_y), right))?;
+        root.draw(&Text::new(
+            label.clone(),
+            (l.left + side + GAP, row_y),
+            right,
+        ))?;
         let up = canvas::anchored(style.clone(), HPos::Left, VPos::Center)
             .transform(FontTransform::Rotate270);
         root.draw(&Text::new(label.clone(), (col_x, l.top - GAP), up))?;
@@ -199,20 +208,34 @@ fn draw_legend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, l: &Layout) ->
             colour::diverging(v).filled(),
         ))?;
     }
-    root.draw(&Rectangle::new([(x, top), (x + BAR_W, bottom)], BLACK.stroke_width(1)))?;
+    root.draw(&Rectangle::new(
+        [(x, top), (x + BAR_W, bottom)],
+        BLACK.stroke_width(1),
+    ))?;
     let style = canvas::anchored(canvas::text(13.0), HPos::Left, VPos::Center);
     for k in 0..=4 {
         let v = 1.0 - 0.5 * f64::from(k);
         let y = top + ((h - 1) as f64 * f64::from(k) / 4.0).round() as i32;
-        root.draw(&PathElement::new(vec![(x + BAR_W, y), (x + BAR_W + 5, y)], BLACK))?;
-        root.draw(&Text::new(format!("{v:+.1}"), (x + BAR_W + 8, y), style.clone()))?;
+        root.draw(&PathElement::new(
+            vec![(x + BAR_W, y), (x + BAR_W + 5, y)],
+            BLACK,
+        ))?;
+        root.draw(&Text::new(
+            format!("{v:+.1}"),
+            (x + BAR_W + 8, y),
+            style.clone(),
+        ))?;
     }
     let swatch_y = bottom + 20;
     root.draw(&Rectangle::new(
         [(x, swatch_y), (x + BAR_W, swatch_y + 14)],
         colour::MISSING.filled(),
     ))?;
-    root.draw(&Text::new("NaN", (x + BAR_W + 8, swatch_y + 7), style.clone()))?;
+    root.draw(&Text::new(
+        "NaN",
+        (x + BAR_W + 8, swatch_y + 7),
+        style.clone(),
+    ))?;
     let caption = canvas::anchored(canvas::text(13.0), HPos::Left, VPos::Bottom);
     root.draw(&Text::new("Pearson r", (x, top - 8), caption))
 }
@@ -244,7 +267,7 @@ mod tests {
         let [r, g, b] = px(0, 1);
         assert!(b > 150 && r < 80, "-1 not blue: {r},{g},{b}");
         assert_eq!(px(1, 2), [255, 255, 255]);
-        assert_eq!(px(2, 0), [190, 190, 190]);
+        assert_eq!(px(2, 0), [205, 205, 205]);
     }
 
     #[test]

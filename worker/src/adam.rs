@@ -62,7 +62,13 @@ impl InplaceOp2 for Moments {
     fn name(&self) -> &'static str {
         "adam-moments"
     }
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let g = contiguous(s2, l2)?;
         let mv = contiguous_mut(s1, l1)?;
         let (m, v) = mv.split_at_mut(g.len());
@@ -79,7 +85,13 @@ impl InplaceOp2 for Apply {
     fn name(&self) -> &'static str {
         "adam-apply"
     }
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let mv = contiguous(s2, l2)?;
         let p = contiguous_mut(s1, l1)?;
         let (m, v) = mv.split_at(p.len());
@@ -99,7 +111,12 @@ impl Adam {
             .map(|(_, v)| Var::zeros(2 * v.elem_count(), candle_core::DType::F32, v.device()))
             .collect::<Result<_>>()?;
         let fused = params.vars().iter().all(|(_, v)| v.device().is_cpu());
-        Ok(Adam { lr, step: 0, state, fused })
+        Ok(Adam {
+            lr,
+            step: 0,
+            state,
+            fused,
+        })
     }
 
     /// Chooses between the fused CPU loops and plain tensor operations (the GPU path);
@@ -123,11 +140,16 @@ impl Adam {
         let lr_t = self.lr * c2.sqrt() / c1;
         let eps_t = EPS * c2.sqrt();
         for ((_, var), state) in params.vars().iter().zip(&self.state) {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let g = g.flatten_all()?.contiguous()?;
             if self.fused {
                 state.as_tensor().inplace_op2(&g, &Moments)?;
-                let apply = Apply { lr_t: lr_t as f32, eps_t: eps_t as f32 };
+                let apply = Apply {
+                    lr_t: lr_t as f32,
+                    eps_t: eps_t as f32,
+                };
                 var.as_tensor().inplace_op2(state.as_tensor(), &apply)?;
             } else {
                 let n = var.elem_count();
@@ -155,12 +177,17 @@ impl Adam {
     }
 
     /// Restores the state written by [`Adam::export`].
-    pub fn import(&mut self, params: &Params, values: &HashMap<String, Tensor>, step: u64) -> Result<()> {
+    pub fn import(
+        &mut self,
+        params: &Params,
+        values: &HashMap<String, Tensor>,
+        step: u64,
+    ) -> Result<()> {
         for ((name, _), state) in params.vars().iter().zip(&self.state) {
             let key = format!("adam.{name}");
-            let t = values
-                .get(&key)
-                .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state '{key}' missing")))?;
+            let t = values.get(&key).ok_or_else(|| {
+                candle_core::Error::Msg(format!("optimizer state '{key}' missing"))
+            })?;
             if t.dims() != state.dims() {
                 candle_core::bail!("optimizer state '{key}' has the wrong shape {:?}", t.dims());
             }
@@ -180,7 +207,10 @@ mod tests {
         let mut p = Params::new(&Device::Cpu);
         let mut rng = crate::rng::stream(0, crate::rng::Purpose::Init, 0);
         let t = p.uniform("w", &[3], 0.0, &mut rng).unwrap();
-        p.vars()[0].1.set(&Tensor::new(&[value, value, value], &Device::Cpu).unwrap()).unwrap();
+        p.vars()[0]
+            .1
+            .set(&Tensor::new(&[value, value, value], &Device::Cpu).unwrap())
+            .unwrap();
         (p, t)
     }
 
@@ -207,7 +237,10 @@ mod tests {
             for _ in 0..50 {
                 // loss = sum((p - 2)^2 · [1, 2, 3])
                 let w = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
-                let loss = ((t.as_ref() - 2.0).unwrap().sqr().unwrap() * w).unwrap().sum_all().unwrap();
+                let loss = ((t.as_ref() - 2.0).unwrap().sqr().unwrap() * w)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
                 adam.step(&p, &loss.backward().unwrap()).unwrap();
             }
             p.vars()[0].1.as_tensor().to_vec1::<f32>().unwrap()
@@ -216,6 +249,9 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
         }
-        assert!(a.iter().all(|&x| x > 0.6), "parameters moved towards 2: {a:?}");
+        assert!(
+            a.iter().all(|&x| x > 0.6),
+            "parameters moved towards 2: {a:?}"
+        );
     }
 }

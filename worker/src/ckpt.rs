@@ -33,7 +33,10 @@ pub struct Checkpoint {
 }
 
 /// Serialises tensors and metadata to safetensors bytes.
-pub fn to_bytes(tensors: &HashMap<String, Tensor>, meta: HashMap<String, String>) -> Result<Vec<u8>> {
+pub fn to_bytes(
+    tensors: &HashMap<String, Tensor>,
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut host: Vec<(String, Tensor)> = Vec::with_capacity(tensors.len());
     for (k, t) in tensors {
         host.push((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?));
@@ -54,8 +57,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn metadata(config: &TrialConfig, epoch: usize) -> HashMap<String, String> {
     HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
-        ("config".to_string(), serde_json::to_string(config).expect("config serialises")),
-        ("fingerprint".to_string(), config.without_epochs().fingerprint()),
+        (
+            "config".to_string(),
+            serde_json::to_string(config).expect("config serialises"),
+        ),
+        (
+            "fingerprint".to_string(),
+            config.without_epochs().fingerprint(),
+        ),
         ("epoch".to_string(), epoch.to_string()),
     ])
 }
@@ -69,18 +78,33 @@ pub fn from_bytes(bytes: &[u8], what: &str, device: &Device) -> Result<Checkpoin
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         bail!("{what} is not a wick checkpoint (no '{FORMAT}' tag in its metadata)");
     }
-    let get = |k: &str| meta.get(k).with_context(|| format!("{what}: metadata '{k}' missing"));
-    let config: TrialConfig =
-        serde_json::from_str(get("config")?).with_context(|| format!("{what}: bad config metadata"))?;
-    let epoch = get("epoch")?.parse().with_context(|| format!("{what}: bad epoch"))?;
-    let adam_step = meta.get("adam_step").map(|s| s.parse()).transpose()?.unwrap_or(0);
+    let get = |k: &str| {
+        meta.get(k)
+            .with_context(|| format!("{what}: metadata '{k}' missing"))
+    };
+    let config: TrialConfig = serde_json::from_str(get("config")?)
+        .with_context(|| format!("{what}: bad config metadata"))?;
+    let epoch = get("epoch")?
+        .parse()
+        .with_context(|| format!("{what}: bad epoch"))?;
+    let adam_step = meta
+        .get("adam_step")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(0);
     let history = match meta.get("history") {
         Some(h) => serde_json::from_str(h).with_context(|| format!("{what}: bad history"))?,
         None => serde_json::Value::Null,
     };
     let tensors = candle_core::safetensors::load_buffer(bytes, device)
         .with_context(|| format!("{what}: cannot decode its tensors (truncated or corrupt?)"))?;
-    Ok(Checkpoint { config, epoch, adam_step, history, tensors })
+    Ok(Checkpoint {
+        config,
+        epoch,
+        adam_step,
+        history,
+        tensors,
+    })
 }
 
 /// A folder of `epoch-<n>.safetensors` files for one trial.
@@ -95,18 +119,25 @@ impl CkptDir {
     /// Opens (creating) `dir`, keeping the newest `keep` checkpoints (at least 1).
     pub fn open(dir: &Path, keep: usize) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(CkptDir { dir: dir.to_path_buf(), keep: keep.max(1) })
+        Ok(CkptDir {
+            dir: dir.to_path_buf(),
+            keep: keep.max(1),
+        })
     }
 
     fn epochs(&self) -> Result<Vec<(usize, PathBuf)>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).with_context(|| format!("cannot list {}", self.dir.display()))? {
+        for entry in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list {}", self.dir.display()))?
+        {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if let Some(n) = name.strip_prefix("epoch-").and_then(|r| r.strip_suffix(".safetensors")) {
-                if let Ok(n) = n.parse() {
-                    out.push((n, path));
-                }
+            let epoch = name
+                .strip_prefix("epoch-")
+                .and_then(|r| r.strip_suffix(".safetensors"))
+                .and_then(|n| n.parse().ok());
+            if let Some(n) = epoch {
+                out.push((n, path));
             }
         }
         out.sort();
@@ -116,8 +147,11 @@ impl CkptDir {
     /// The newest checkpoint, if any. One of another configuration is an error: resuming
     /// from it would silently mix two trials.
     pub fn latest(&self, config: &TrialConfig, device: &Device) -> Result<Option<Checkpoint>> {
-        let Some((_, path)) = self.epochs()?.pop() else { return Ok(None) };
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let Some((_, path)) = self.epochs()?.pop() else {
+            return Ok(None);
+        };
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let ck = from_bytes(&bytes, &path.display().to_string(), device)?;
         if ck.config.without_epochs() != config.without_epochs() {
             bail!(
@@ -145,7 +179,8 @@ impl CkptDir {
         write_atomic(&self.dir.join(format!("epoch-{epoch}.safetensors")), &bytes)?;
         let all = self.epochs()?;
         for (_, old) in all.iter().take(all.len().saturating_sub(self.keep)) {
-            std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
+            std::fs::remove_file(old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
         }
         Ok(())
     }

@@ -16,7 +16,13 @@ pub const FACES_DIR: &str = "anime-faces";
 const JHU_URL: &str = "https://github.com/CSSEGISandData/COVID-19 (csse_covid_19_data/csse_covid_19_time_series/time_series_covid19_confirmed_global.csv)";
 
 /// The path of one dataset part: the override if given, else `<data>/<default>`.
-fn resolve(data: Option<&Path>, over: Option<&Path>, default: &str, flag: &str, what: &str) -> Result<PathBuf> {
+fn resolve(
+    data: Option<&Path>,
+    over: Option<&Path>,
+    default: &str,
+    flag: &str,
+    what: &str,
+) -> Result<PathBuf> {
     let path = match (over, data) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(d)) => d.join(default),
@@ -35,8 +41,17 @@ fn resolve(data: Option<&Path>, over: Option<&Path>, default: &str, flag: &str, 
 
 /// The COVID-19 CSV to read.
 pub fn covid_csv(data: Option<&Path>, over: Option<&Path>) -> Result<PathBuf> {
-    resolve(data, over, COVID_CSV, "--covid-csv FILE", "COVID-19 case file").map_err(|e| {
-        e.context(format!("any JHU CSSE cumulative-cases CSV works, e.g. the public {JHU_URL}"))
+    resolve(
+        data,
+        over,
+        COVID_CSV,
+        "--covid-csv FILE",
+        "COVID-19 case file",
+    )
+    .map_err(|e| {
+        e.context(format!(
+            "any JHU CSSE cumulative-cases CSV works, e.g. the public {JHU_URL}"
+        ))
     })
 }
 
@@ -57,6 +72,9 @@ mod tests {
         let e = format!("{:#}", faces_dir(Some(dir.path()), None).unwrap_err());
         assert!(e.contains("anime-faces") && e.contains("not found"), "{e}");
         std::fs::create_dir(dir.path().join(FACES_DIR)).unwrap();
-        assert_eq!(faces_dir(Some(dir.path()), None).unwrap(), dir.path().join(FACES_DIR));
+        assert_eq!(
+            faces_dir(Some(dir.path()), None).unwrap(),
+            dir.path().join(FACES_DIR)
+        );
     }
 }

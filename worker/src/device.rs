@@ -12,9 +12,9 @@ pub fn parse(spec: &str) -> Result<Device> {
         "auto" => Ok(auto()),
         s if s == "cuda" || s.starts_with("cuda:") => {
             let ordinal: usize = match s.strip_prefix("cuda:") {
-                Some(n) => n
-                    .parse()
-                    .with_context(|| format!("'{s}': the GPU index must be a number, e.g. cuda:0"))?,
+                Some(n) => n.parse().with_context(|| {
+                    format!("'{s}': the GPU index must be a number, e.g. cuda:0")
+                })?,
                 None => 0,
             };
             if !candle_core::utils::cuda_is_available() {
@@ -29,12 +29,10 @@ pub fn parse(spec: &str) -> Result<Device> {
 }
 
 fn auto() -> Device {
-    if candle_core::utils::cuda_is_available() {
-        if let Ok(d) = Device::new_cuda(0) {
-            return d;
-        }
+    match Device::new_cuda(0) {
+        Ok(d) if candle_core::utils::cuda_is_available() => d,
+        _ => Device::Cpu,
     }
-    Device::Cpu
 }
 
 /// A short human name of the device, for logs and JSON.

@@ -25,6 +25,13 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    let Command::Train(args) = &cli.command;
+    let threads = args.threads();
+    if threads > 0 {
+        // candle sizes its matmul parallelism and rayon its pool from this variable; it is
+        // set before either starts, while the process is still single-threaded.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
     let result = match cli.command {
         Command::Train(args) => train::run(&args).map(|summary| {
             if args.json {

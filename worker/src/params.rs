@@ -19,7 +19,10 @@ pub struct Params {
 impl Params {
     /// An empty set on `device`.
     pub fn new(device: &Device) -> Self {
-        Params { vars: Vec::new(), device: device.clone() }
+        Params {
+            vars: Vec::new(),
+            device: device.clone(),
+        }
     }
 
     /// Registers a parameter of `shape` drawn uniformly from [-bound, bound]: the
@@ -53,7 +56,10 @@ impl Params {
 
     /// The current values by name, each name prefixed with `prefix` (for checkpoints).
     pub fn tensors(&self, prefix: &str) -> HashMap<String, Tensor> {
-        self.vars.iter().map(|(n, v)| (format!("{prefix}{n}"), v.as_tensor().clone())).collect()
+        self.vars
+            .iter()
+            .map(|(n, v)| (format!("{prefix}{n}"), v.as_tensor().clone()))
+            .collect()
     }
 
     /// Overwrites every parameter with the tensor of the same name in `values`; a missing

@@ -11,9 +11,10 @@ pub fn bar(len: u64, quiet: bool, label: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     pb.set_style(style);
     pb.set_prefix(label.to_string());
     pb

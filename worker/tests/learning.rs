@@ -8,7 +8,9 @@ use wick_worker::{covid, train::load_covid, vae};
 
 #[test]
 fn covid_lstm_beats_the_majority_baseline_on_test() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let cfg = CovidConfig {
         cell: Cell::Lstm,
         hidden: 64,
@@ -26,14 +28,25 @@ fn covid_lstm_beats_the_majority_baseline_on_test() {
     let run = covid::train::train(&cfg, &prepared, &Device::Cpu, None, &mut |_| {}).unwrap();
     let h = &run.history;
     let best = h.iter().map(|e| e.test_acc).fold(0.0, f64::max);
-    assert!(best > baseline + 0.03, "best test acc {best:.3} vs majority baseline {baseline:.3}");
-    assert!(h.last().unwrap().train_loss < h[0].train_loss * 0.9, "training loss fell");
-    assert!(h.last().unwrap().train_acc > baseline, "fits the training set");
+    assert!(
+        best > baseline + 0.03,
+        "best test acc {best:.3} vs majority baseline {baseline:.3}"
+    );
+    assert!(
+        h.last().unwrap().train_loss < h[0].train_loss * 0.9,
+        "training loss fell"
+    );
+    assert!(
+        h.last().unwrap().train_acc > baseline,
+        "fits the training set"
+    );
 }
 
 #[test]
 fn vae_negative_elbo_falls_over_three_epochs() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let cfg = VaeConfig {
         kl_weight: 1.0,
         size: 28,
@@ -49,8 +62,14 @@ fn vae_negative_elbo_falls_over_three_epochs() {
     assert_eq!(images.len(), 400);
     let run = vae::train::train(&cfg, &images, &Device::Cpu, None, &mut |_| {}).unwrap();
     let e: Vec<f64> = run.history.iter().map(|s| s.neg_elbo).collect();
-    assert!(e[1] < e[0] && e[2] < e[1], "negative ELBO must fall every epoch: {e:?}");
+    assert!(
+        e[1] < e[0] && e[2] < e[1],
+        "negative ELBO must fall every epoch: {e:?}"
+    );
     for s in &run.history {
-        assert!((s.neg_elbo - s.recon - s.kl).abs() < 1e-6 * s.neg_elbo, "-ELBO = recon + KL");
+        assert!(
+            (s.neg_elbo - s.recon - s.kl).abs() < 1e-6 * s.neg_elbo,
+            "-ELBO = recon + KL"
+        );
     }
 }

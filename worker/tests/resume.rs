@@ -15,17 +15,29 @@ use wick_worker::{covid, vae};
 fn covid_data(l: usize) -> (CaseTable, CovidData) {
     let mut csv = String::from("Date,Country,Confirmed\n");
     let start = chrono::NaiveDate::from_ymd_opt(2020, 2, 1).unwrap();
-    for (ci, name) in ["France", "Germany", "Italy", "Spain", "Japan", "Chile"].iter().enumerate() {
+    for (ci, name) in ["France", "Germany", "Italy", "Spain", "Japan", "Chile"]
+        .iter()
+        .enumerate()
+    {
         let mut cum = 0.0;
         for d in 0..50u32 {
-            let base = ((d * (ci as u32 % 2 + 3) + 7 * (ci as u32 / 2)) % 11) as f64;
-            cum += base * (1.0 + d as f64 / 10.0);
+            // Two families of curves (even and odd countries), scaled and jittered per country.
+            let family = if ci % 2 == 0 {
+                (d * 3 % 7) as f64 * (1.0 + f64::from(d) / 5.0)
+            } else {
+                ((d * 5 % 9) as f64 + 2.0) * f64::from(d % 4 + 1)
+            };
+            cum += family * (ci as f64 + 1.0) + f64::from((d * (ci as u32 + 1)) % 3);
             let date = start + chrono::Days::new(u64::from(d));
             csv.push_str(&format!("{date},{name},{cum}\n"));
         }
     }
     let table = CaseTable::parse(&csv).unwrap();
-    let opts = PrepOptions { l, start, ..PrepOptions::default() };
+    let opts = PrepOptions {
+        l,
+        start: start + chrono::Days::new(1),
+        ..PrepOptions::default()
+    };
     let data = prepare(&table, &opts).unwrap();
     (table, data)
 }
@@ -40,13 +52,15 @@ fn covid_cfg(epochs: usize) -> CovidConfig {
         batch: 16,
         seed: 3,
         threshold: 0.7,
-        start: "2020-02-01".into(),
+        start: "2020-02-02".into(),
         split: "random".into(),
     }
 }
 
 fn strip_times(h: &[covid::train::EpochStats]) -> Vec<(usize, f64, f64, f64, f64)> {
-    h.iter().map(|e| (e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc)).collect()
+    h.iter()
+        .map(|e| (e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc))
+        .collect()
 }
 
 #[test]
@@ -59,14 +73,27 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
     let ck = CkptDir::open(dir.path(), 2).unwrap();
     let first = covid::train::train(&covid_cfg(3), &data, &dev, Some(&ck), &mut |_| {}).unwrap();
     assert_eq!(first.resumed_from, 0);
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(files.len(), 2, "only the newest two checkpoints are kept: {files:?}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        files.len(),
+        2,
+        "only the newest two checkpoints are kept: {files:?}"
+    );
     let resumed = covid::train::train(&covid_cfg(6), &data, &dev, Some(&ck), &mut |_| {}).unwrap();
-    assert_eq!(resumed.resumed_from, 3, "resumed from the epoch-3 checkpoint, not epoch 0");
+    assert_eq!(
+        resumed.resumed_from, 3,
+        "resumed from the epoch-3 checkpoint, not epoch 0"
+    );
     assert_eq!(strip_times(&resumed.history), strip_times(&whole.history));
     let a = whole.params.tensors("");
     for (name, t) in resumed.params.tensors("") {
-        let (x, y) = (t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), a[&name].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (x, y) = (
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            a[&name].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
         assert_eq!(x, y, "parameter {name} differs after resume");
     }
 
@@ -89,8 +116,16 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
     assert_eq!(forecast[0]["iso2"], "FR");
 
     // A truncated file and a file of another task are refused with what went wrong.
-    let e = format!("{:#}", covid::train::load_model(&bytes[..bytes.len() / 2], "cut.safetensors", &dev).err().unwrap());
-    assert!(e.contains("cut.safetensors") && e.contains("truncated or corrupt"), "{e}");
+    let e = format!(
+        "{:#}",
+        covid::train::load_model(&bytes[..bytes.len() / 2], "cut.safetensors", &dev)
+            .err()
+            .unwrap()
+    );
+    assert!(
+        e.contains("cut.safetensors") && e.contains("truncated or corrupt"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -101,19 +136,44 @@ fn a_checkpoint_of_another_configuration_is_refused() {
     covid::train::train(&covid_cfg(1), &data, &Device::Cpu, Some(&ck), &mut |_| {}).unwrap();
     let mut other = covid_cfg(2);
     other.hidden = 7;
-    let e = format!("{:#}", covid::train::train(&other, &data, &Device::Cpu, Some(&ck), &mut |_| {}).err().unwrap());
-    assert!(e.contains("another configuration") && e.contains("--ckpt-dir"), "{e}");
+    let e = format!(
+        "{:#}",
+        covid::train::train(&other, &data, &Device::Cpu, Some(&ck), &mut |_| {})
+            .err()
+            .unwrap()
+    );
+    assert!(
+        e.contains("another configuration") && e.contains("--ckpt-dir"),
+        "{e}"
+    );
 }
 
 fn images() -> ImageSet {
     let size = 6u32;
     let dim = 3 * 36;
-    let pixels: Vec<f32> = (0..40 * dim).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect();
-    ImageSet { size, pixels, names: (0..40).map(|i| format!("{i}.png")).collect(), skipped: vec![] }
+    let pixels: Vec<f32> = (0..40 * dim)
+        .map(|i| ((i * 7919) % 101) as f32 / 100.0)
+        .collect();
+    ImageSet {
+        size,
+        pixels,
+        names: (0..40).map(|i| format!("{i}.png")).collect(),
+        skipped: vec![],
+    }
 }
 
 fn vae_cfg(epochs: usize) -> VaeConfig {
-    VaeConfig { kl_weight: 1.0, size: 6, epochs, lr: 1e-3, batch: 16, seed: 5, hidden: 12, latent: 3, limit: 0 }
+    VaeConfig {
+        kl_weight: 1.0,
+        size: 6,
+        epochs,
+        lr: 1e-3,
+        batch: 16,
+        seed: 5,
+        hidden: 12,
+        latent: 3,
+        limit: 0,
+    }
 }
 
 #[test]
@@ -126,14 +186,28 @@ fn vae_resume_equals_uninterrupted_and_model_reloads() {
     vae::train::train(&vae_cfg(1), &imgs, &dev, Some(&ck), &mut |_| {}).unwrap();
     let resumed = vae::train::train(&vae_cfg(4), &imgs, &dev, Some(&ck), &mut |_| {}).unwrap();
     assert_eq!(resumed.resumed_from, 1);
-    let losses = |r: &vae::train::VaeRun| r.history.iter().map(|e| (e.neg_elbo, e.recon, e.kl)).collect::<Vec<_>>();
+    let losses = |r: &vae::train::VaeRun| {
+        r.history
+            .iter()
+            .map(|e| (e.neg_elbo, e.recon, e.kl))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(losses(&resumed), losses(&whole));
 
     let out = tempfile::tempdir().unwrap();
     let cfg = wick_common::trial::TrialConfig::Vae(vae_cfg(4));
     let files = vae::artifacts::write_all(out.path(), &cfg, &imgs, &whole, &dev).unwrap();
-    for f in ["neg_elbo.png", "reconstructions.png", "samples.png", "interpolation.png", "model.safetensors"] {
-        assert!(files.contains(&f.to_string()) && out.path().join(f).exists(), "{f}");
+    for f in [
+        "neg_elbo.png",
+        "reconstructions.png",
+        "samples.png",
+        "interpolation.png",
+        "model.safetensors",
+    ] {
+        assert!(
+            files.contains(&f.to_string()) && out.path().join(f).exists(),
+            "{f}"
+        );
     }
     let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
     let (_, model, _) = vae::train::load_model(&bytes, "model", &dev).unwrap();
@@ -141,6 +215,11 @@ fn vae_resume_equals_uninterrupted_and_model_reloads() {
     let a = vae::artifacts::reconstruct(&whole.model, &x).unwrap();
     let b = vae::artifacts::reconstruct(&model, &x).unwrap();
     assert_eq!(a, b);
-    let e = format!("{:#}", covid::train::load_model(&bytes, "vae.safetensors", &dev).err().unwrap());
+    let e = format!(
+        "{:#}",
+        covid::train::load_model(&bytes, "vae.safetensors", &dev)
+            .err()
+            .unwrap()
+    );
     assert!(e.contains("not a covid"), "{e}");
 }

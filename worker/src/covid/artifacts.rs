@@ -28,7 +28,12 @@ pub struct Forecast {
 }
 
 /// P(increase) for every country that has at least L days (`data.last`).
-pub fn forecast(model: &SeqModel, table: &CaseTable, data: &CovidData, device: &Device) -> Result<Vec<Forecast>> {
+pub fn forecast(
+    model: &SeqModel,
+    table: &CaseTable,
+    data: &CovidData,
+    device: &Device,
+) -> Result<Vec<Forecast>> {
     let last = &data.last;
     let idx: Vec<usize> = (0..last.len()).collect();
     let probs = model.prob_increase(&batch_time_major(&last.x, last.l, &idx, device)?)?;
@@ -70,9 +75,21 @@ pub fn write_all(
 
     let h = &run.history;
     let col = |f: fn(&crate::covid::train::EpochStats) -> f64| h.iter().map(f).collect::<Vec<_>>();
-    let (trl, tel, tra, tea) = (col(|e| e.train_loss), col(|e| e.test_loss), col(|e| e.train_acc), col(|e| e.test_acc));
-    let TrialConfig::Covid(c) = config else { anyhow::bail!("not a covid trial") };
-    let title = format!("{} {} units, L = {}", c.cell.as_str().to_uppercase(), c.hidden, c.l);
+    let (trl, tel, tra, tea) = (
+        col(|e| e.train_loss),
+        col(|e| e.test_loss),
+        col(|e| e.train_acc),
+        col(|e| e.test_acc),
+    );
+    let TrialConfig::Covid(c) = config else {
+        anyhow::bail!("not a covid trial")
+    };
+    let title = format!(
+        "{} {} units, L = {}",
+        c.cell.as_str().to_uppercase(),
+        c.hidden,
+        c.l
+    );
     let curves = wick_viz::Curves {
         train_loss: &trl,
         test_loss: &tel,
@@ -89,9 +106,15 @@ pub fn write_all(
     )?;
 
     let fc = forecast(&run.model, table, data, device)?;
-    let values: Vec<(String, f64)> =
-        fc.iter().filter_map(|f| f.iso2.clone().map(|c| (c, f.probability))).collect();
-    let last_day = data.new_dates.last().map(|d| d.to_string()).unwrap_or_default();
+    let values: Vec<(String, f64)> = fc
+        .iter()
+        .filter_map(|f| f.iso2.clone().map(|c| (c, f.probability)))
+        .collect();
+    let last_day = data
+        .new_dates
+        .last()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
     let map_title = format!("P(new cases increase the day after {last_day}), {title}");
     wick_viz::world_map_svg(&add("world_map.svg"), &values, &map_title, "P(increase)")?;
     wick_viz::world_map_png(&add("world_map.png"), &values, &map_title, "P(increase)")?;

@@ -42,9 +42,19 @@ impl Gate {
 /// The recurrent part of the model.
 enum Recurrent {
     Rnn(Gate),
-    Lstm { i: Gate, f: Gate, g: Gate, o: Gate },
+    Lstm {
+        i: Gate,
+        f: Gate,
+        g: Gate,
+        o: Gate,
+    },
     /// `bhn` is the recurrent bias of the candidate, which the reset gate scales.
-    Gru { r: Gate, z: Gate, n: Gate, bhn: Tensor },
+    Gru {
+        r: Gate,
+        z: Gate,
+        n: Gate,
+        bhn: Tensor,
+    },
 }
 
 /// A sequence classifier.
@@ -61,7 +71,12 @@ pub struct SeqModel {
 
 impl SeqModel {
     /// Builds a model, registering its parameters in `params` with initial values from `rng`.
-    pub fn new(cell: Cell, hidden: usize, params: &mut Params, rng: &mut ChaCha8Rng) -> Result<Self> {
+    pub fn new(
+        cell: Cell,
+        hidden: usize,
+        params: &mut Params,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
         let h = hidden;
         let rec = match cell {
             Cell::Rnn => Recurrent::Rnn(Gate::new(params, "rnn", h, rng)?),
@@ -81,7 +96,13 @@ impl SeqModel {
         let k = 1.0 / (h as f64).sqrt();
         let head_w = params.uniform("head.w", &[h, 2], k, rng)?;
         let head_b = params.uniform("head.b", &[1, 2], k, rng)?;
-        Ok(SeqModel { cell, hidden, rec, head_w, head_b })
+        Ok(SeqModel {
+            cell,
+            hidden,
+            rec,
+            head_w,
+            head_b,
+        })
     }
 
     /// Logits (B, 2) for a time-major batch `xt` of shape (L, B).
@@ -186,6 +207,9 @@ mod tests {
     fn time_major_packing() {
         let x = [1., 2., 3., 4., 5., 6.]; // two windows of L = 3
         let t = batch_time_major(&x, 3, &[1, 0], &Device::Cpu).unwrap();
-        assert_eq!(t.to_vec2::<f32>().unwrap(), vec![vec![4., 1.], vec![5., 2.], vec![6., 3.]]);
+        assert_eq!(
+            t.to_vec2::<f32>().unwrap(),
+            vec![vec![4., 1.], vec![5., 2.], vec![6., 3.]]
+        );
     }
 }

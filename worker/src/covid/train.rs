@@ -73,11 +73,21 @@ pub fn evaluate(model: &SeqModel, w: &Windows, device: &Device) -> Result<Evalua
         let logits = model.forward(&xt)?.detach();
         let l = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         loss += f64::from(l) * chunk.len() as f64;
-        pred.extend(logits.argmax(1)?.to_vec1::<u32>()?.into_iter().map(|p| p as u8));
+        pred.extend(
+            logits
+                .argmax(1)?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(|p| p as u8),
+        );
     }
     let right = pred.iter().zip(&w.y).filter(|(p, y)| p == y).count();
     let n = w.len().max(1) as f64;
-    Ok(Evaluation { loss: loss / n, acc: right as f64 / n, pred })
+    Ok(Evaluation {
+        loss: loss / n,
+        acc: right as f64 / n,
+        pred,
+    })
 }
 
 /// Trains `cfg` on `data`, resuming from `ckpt` when it holds a checkpoint of this
@@ -91,11 +101,22 @@ pub fn train(
 ) -> Result<CovidRun> {
     let trial = TrialConfig::Covid(cfg.clone());
     let mut params = Params::new(device);
-    let model = SeqModel::new(cfg.cell, cfg.hidden, &mut params, &mut stream(cfg.seed, Purpose::Init, 0))?;
+    let model = SeqModel::new(
+        cfg.cell,
+        cfg.hidden,
+        &mut params,
+        &mut stream(cfg.seed, Purpose::Init, 0),
+    )?;
     let mut adam = Adam::new(&params, cfg.lr)?;
     let mut history: Vec<EpochStats> = Vec::new();
-    if let Some(ck) = ckpt.map(|c| c.latest(&trial, device)).transpose()?.flatten() {
-        params.load(&ck.tensors, MODEL_PREFIX).context("checkpoint does not fit the model")?;
+    if let Some(ck) = ckpt
+        .map(|c| c.latest(&trial, device))
+        .transpose()?
+        .flatten()
+    {
+        params
+            .load(&ck.tensors, MODEL_PREFIX)
+            .context("checkpoint does not fit the model")?;
         adam.import(&params, &ck.tensors, ck.adam_step)?;
         history = serde_json::from_value(ck.history).context("checkpoint history is unreadable")?;
         history.truncate(ck.epoch);
@@ -131,7 +152,13 @@ pub fn train(
         if let Some(dir) = ckpt {
             let (mut tensors, step) = adam.export(&params);
             tensors.extend(params.tensors(MODEL_PREFIX));
-            dir.save(&trial, epoch + 1, step, &serde_json::to_value(&history)?, &tensors)?;
+            dir.save(
+                &trial,
+                epoch + 1,
+                step,
+                &serde_json::to_value(&history)?,
+                &tensors,
+            )?;
         }
         on_epoch(&stats);
     }
@@ -140,18 +167,35 @@ pub fn train(
     for (&p, &y) in te.pred.iter().zip(&data.test.y) {
         confusion[usize::from(y)][usize::from(p)] += 1;
     }
-    Ok(CovidRun { history, model, params, resumed_from, confusion })
+    Ok(CovidRun {
+        history,
+        model,
+        params,
+        resumed_from,
+        confusion,
+    })
 }
 
 /// Loads a model file (`model.safetensors` or a checkpoint) for inference; `what` names it
 /// in errors.
-pub fn load_model(bytes: &[u8], what: &str, device: &Device) -> Result<(CovidConfig, SeqModel, Params)> {
+pub fn load_model(
+    bytes: &[u8],
+    what: &str,
+    device: &Device,
+) -> Result<(CovidConfig, SeqModel, Params)> {
     let ck = crate::ckpt::from_bytes(bytes, what, device)?;
     let TrialConfig::Covid(c) = ck.config else {
         anyhow::bail!("{what} holds a {} model, not a covid one", ck.config.task())
     };
     let mut params = Params::new(device);
-    let model = SeqModel::new(c.cell, c.hidden, &mut params, &mut stream(c.seed, Purpose::Init, 0))?;
-    params.load(&ck.tensors, MODEL_PREFIX).with_context(|| format!("{what} does not fit its configuration"))?;
+    let model = SeqModel::new(
+        c.cell,
+        c.hidden,
+        &mut params,
+        &mut stream(c.seed, Purpose::Init, 0),
+    )?;
+    params
+        .load(&ck.tensors, MODEL_PREFIX)
+        .with_context(|| format!("{what} does not fit its configuration"))?;
     Ok((c, model, params))
 }

@@ -26,7 +26,10 @@ fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// Writes a grid of rows of CHW images.
 fn grid(path: &Path, rows: &[Vec<Vec<f32>>], size: u32) -> Result<()> {
-    let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+    let refs: Vec<Vec<&[f32]>> = rows
+        .iter()
+        .map(|r| r.iter().map(Vec::as_slice).collect())
+        .collect();
     let img = wick_viz::image_grid(&refs, size, scale(size))?;
     wick_viz::save_png(&img, path)?;
     Ok(())
@@ -45,7 +48,12 @@ pub fn reconstruct(model: &Vae, x: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// `n` samples decode(z), z ~ N(0, I), from the seeded picture stream.
 pub fn sample(model: &Vae, n: usize, seed: u64, device: &Device) -> Result<Vec<Vec<f32>>> {
-    let z = normal(n, model.latent, &mut stream(seed, Purpose::Pictures, 0), device)?;
+    let z = normal(
+        n,
+        model.latent,
+        &mut stream(seed, Purpose::Pictures, 0),
+        device,
+    )?;
     decode(model, &z)
 }
 
@@ -55,16 +63,28 @@ pub fn interpolate(model: &Vae, a: &Tensor, b: &Tensor, steps: usize) -> Result<
     let (mb, _) = model.encode(b)?;
     let mut zs = Vec::with_capacity(steps);
     for k in 0..steps {
-        let alpha = if steps > 1 { k as f64 / (steps - 1) as f64 } else { 0.0 };
+        let alpha = if steps > 1 {
+            k as f64 / (steps - 1) as f64
+        } else {
+            0.0
+        };
         zs.push(((&ma * (1.0 - alpha))? + (&mb * alpha)?)?);
     }
     decode(model, &Tensor::cat(&zs, 0)?)
 }
 
 /// Writes every artifact into `out` and returns the file names written.
-pub fn write_all(out: &Path, config: &TrialConfig, images: &ImageSet, run: &VaeRun, device: &Device) -> Result<Vec<String>> {
+pub fn write_all(
+    out: &Path,
+    config: &TrialConfig,
+    images: &ImageSet,
+    run: &VaeRun,
+    device: &Device,
+) -> Result<Vec<String>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let TrialConfig::Vae(cfg) = config else { anyhow::bail!("not a VAE trial") };
+    let TrialConfig::Vae(cfg) = config else {
+        anyhow::bail!("not a VAE trial")
+    };
     let mut files = Vec::new();
     let mut add = |name: &str| {
         files.push(name.to_string());
@@ -83,12 +103,24 @@ pub fn write_all(out: &Path, config: &TrialConfig, images: &ImageSet, run: &VaeR
 
     let size = images.size;
     let k = images.len().min(8);
-    let x = Tensor::from_slice(&images.pixels[..k * images.dim()], (k, images.dim()), device)?;
+    let x = Tensor::from_slice(
+        &images.pixels[..k * images.dim()],
+        (k, images.dim()),
+        device,
+    )?;
     let originals: Vec<Vec<f32>> = (0..k).map(|i| images.image(i).to_vec()).collect();
-    grid(&add("reconstructions.png"), &[originals, reconstruct(&run.model, &x)?], size)?;
+    grid(
+        &add("reconstructions.png"),
+        &[originals, reconstruct(&run.model, &x)?],
+        size,
+    )?;
 
     let s = sample(&run.model, 16, cfg.seed, device)?;
-    grid(&add("samples.png"), &[s[..8].to_vec(), s[8..].to_vec()], size)?;
+    grid(
+        &add("samples.png"),
+        &[s[..8].to_vec(), s[8..].to_vec()],
+        size,
+    )?;
 
     let b = if images.len() > 1 { 1 } else { 0 };
     let interp = interpolate(&run.model, &x.narrow(0, 0, 1)?, &x.narrow(0, b, 1)?, 11)?;

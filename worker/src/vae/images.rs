@@ -48,7 +48,11 @@ impl ImageSet {
 /// Numbered files (`12.jpg`) sort by number, the rest after them by name, so "the first N
 /// images" means the same thing on every file system.
 fn sort_key(path: &Path) -> (u8, u64, String) {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
     let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
     match digits.parse() {
         Ok(n) => (0, n, name),
@@ -77,12 +81,18 @@ fn to_chw(rgb: &image::RgbImage, size: u32) -> Vec<f32> {
 /// Loads up to `limit` images (0 = all) from `dir`, resized to `size`.
 pub fn load_folder(dir: &Path, size: u32, limit: usize) -> Result<ImageSet> {
     let entries = std::fs::read_dir(dir).with_context(|| {
-        format!("cannot read the image folder {}; pass --faces DIR with PNG or JPEG files", dir.display())
+        format!(
+            "cannot read the image folder {}; pass --faces DIR with PNG or JPEG files",
+            dir.display()
+        )
     })?;
     let mut files: Vec<PathBuf> = Vec::new();
     for e in entries {
         let path = e?.path();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if path.is_file() && !hidden {
             files.push(path);
         }
@@ -94,12 +104,23 @@ pub fn load_folder(dir: &Path, size: u32, limit: usize) -> Result<ImageSet> {
     let decoded: Vec<(String, Result<Vec<f32>>)> = files
         .par_iter()
         .map(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
-            let r = std::fs::read(p).context("cannot read").and_then(|b| decode(&b, size));
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_string();
+            let r = std::fs::read(p)
+                .context("cannot read")
+                .and_then(|b| decode(&b, size));
             (name, r)
         })
         .collect();
-    let mut set = ImageSet { size, pixels: Vec::new(), names: Vec::new(), skipped: Vec::new() };
+    let mut set = ImageSet {
+        size,
+        pixels: Vec::new(),
+        names: Vec::new(),
+        skipped: Vec::new(),
+    };
     for (name, r) in decoded {
         match r {
             Ok(px) => {
@@ -127,7 +148,9 @@ mod tests {
     use super::*;
 
     fn write_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
-        image::RgbImage::from_pixel(w, h, image::Rgb(rgb)).save(path).unwrap();
+        image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+            .save(path)
+            .unwrap();
     }
 
     #[test]
@@ -160,6 +183,9 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("x.png"), b"\x89PNG broken").unwrap();
         let e = format!("{:#}", load_folder(empty.path(), 4, 0).err().unwrap());
-        assert!(e.contains("no usable image") && e.contains("1 files skipped"), "{e}");
+        assert!(
+            e.contains("no usable image") && e.contains("1 files skipped"),
+            "{e}"
+        );
     }
 }

@@ -19,7 +19,13 @@ struct Linear {
 }
 
 impl Linear {
-    fn new(p: &mut Params, name: &str, fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng) -> Result<Self> {
+    fn new(
+        p: &mut Params,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
         let k = 1.0 / (fan_in as f64).sqrt();
         Ok(Linear {
             w: p.uniform(&format!("{name}.w"), &[fan_in, fan_out], k, rng)?,
@@ -55,7 +61,13 @@ pub struct LossTerms {
 
 impl Vae {
     /// Builds a VAE, registering its parameters in `params`.
-    pub fn new(dim: usize, hidden: usize, latent: usize, params: &mut Params, rng: &mut ChaCha8Rng) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        hidden: usize,
+        latent: usize,
+        params: &mut Params,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
         Ok(Vae {
             dim,
             latent,
@@ -88,7 +100,10 @@ impl Vae {
         let (mu, logvar) = self.encode(x)?;
         let z = (&mu + ((&logvar * 0.5)?.exp()? * eps)?)?;
         let logits = self.decode_logits(&z)?;
-        Ok(LossTerms { recon: bce_with_logits(&logits, x)?, kl: kl_divergence(&mu, &logvar)? })
+        Ok(LossTerms {
+            recon: bce_with_logits(&logits, x)?,
+            kl: kl_divergence(&mu, &logvar)?,
+        })
     }
 }
 
@@ -116,8 +131,11 @@ mod tests {
         let lv = Tensor::new(&[[0f32, 4f32.ln()]], &Device::Cpu).unwrap();
         let kl = kl_divergence(&mu, &lv).unwrap().to_vec1::<f32>().unwrap()[0];
         assert!((kl - (2.0 - 2f32.ln())).abs() < 1e-6, "{kl}");
-        let zero = kl_divergence(&Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap(),
-            &Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let zero = kl_divergence(
+            &Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap(),
+            &Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        )
+        .unwrap();
         assert_eq!(zero.to_vec1::<f32>().unwrap(), vec![0.0]);
     }
 

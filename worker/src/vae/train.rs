@@ -47,8 +47,15 @@ pub struct VaeRun {
 }
 
 /// Standard-normal noise of shape (rows, cols) from `rng`.
-pub fn normal(rows: usize, cols: usize, rng: &mut rand_chacha::ChaCha8Rng, device: &Device) -> Result<Tensor> {
-    let v: Vec<f32> = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
+pub fn normal(
+    rows: usize,
+    cols: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &Device,
+) -> Result<Tensor> {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
     Ok(Tensor::from_vec(v, (rows, cols), device)?)
 }
 
@@ -64,11 +71,23 @@ pub fn train(
     let trial = TrialConfig::Vae(cfg.clone());
     let (n, dim) = (images.len(), images.dim());
     let mut params = Params::new(device);
-    let model = Vae::new(dim, cfg.hidden, cfg.latent, &mut params, &mut stream(cfg.seed, Purpose::Init, 0))?;
+    let model = Vae::new(
+        dim,
+        cfg.hidden,
+        cfg.latent,
+        &mut params,
+        &mut stream(cfg.seed, Purpose::Init, 0),
+    )?;
     let mut adam = Adam::new(&params, cfg.lr)?;
     let mut history: Vec<EpochStats> = Vec::new();
-    if let Some(ck) = ckpt.map(|c| c.latest(&trial, device)).transpose()?.flatten() {
-        params.load(&ck.tensors, MODEL_PREFIX).context("checkpoint does not fit the model")?;
+    if let Some(ck) = ckpt
+        .map(|c| c.latest(&trial, device))
+        .transpose()?
+        .flatten()
+    {
+        params
+            .load(&ck.tensors, MODEL_PREFIX)
+            .context("checkpoint does not fit the model")?;
         adam.import(&params, &ck.tensors, ck.adam_step)?;
         history = serde_json::from_value(ck.history).context("checkpoint history is unreadable")?;
         history.truncate(ck.epoch);
@@ -102,11 +121,22 @@ pub fn train(
         if let Some(dir) = ckpt {
             let (mut tensors, step) = adam.export(&params);
             tensors.extend(params.tensors(MODEL_PREFIX));
-            dir.save(&trial, epoch + 1, step, &serde_json::to_value(&history)?, &tensors)?;
+            dir.save(
+                &trial,
+                epoch + 1,
+                step,
+                &serde_json::to_value(&history)?,
+                &tensors,
+            )?;
         }
         on_epoch(&stats);
     }
-    Ok(VaeRun { history, model, params, resumed_from })
+    Ok(VaeRun {
+        history,
+        model,
+        params,
+        resumed_from,
+    })
 }
 
 /// Loads a model file (`model.safetensors` or a checkpoint) for inference; `what` names it
@@ -118,7 +148,15 @@ pub fn load_model(bytes: &[u8], what: &str, device: &Device) -> Result<(VaeConfi
     };
     let mut params = Params::new(device);
     let dim = 3 * (c.size as usize).pow(2);
-    let model = Vae::new(dim, c.hidden, c.latent, &mut params, &mut stream(c.seed, Purpose::Init, 0))?;
-    params.load(&ck.tensors, MODEL_PREFIX).with_context(|| format!("{what} does not fit its configuration"))?;
+    let model = Vae::new(
+        dim,
+        c.hidden,
+        c.latent,
+        &mut params,
+        &mut stream(c.seed, Purpose::Init, 0),
+    )?;
+    params
+        .load(&ck.tensors, MODEL_PREFIX)
+        .with_context(|| format!("{what} does not fit its configuration"))?;
     Ok((c, model, params))
 }

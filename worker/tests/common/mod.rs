@@ -1,4 +1,5 @@
 //! Shared test setup: where the real data is, and small helpers.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -10,7 +11,10 @@ pub fn shared_data() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but the shared data is missing at {}", dir.display());
+        panic!(
+            "CI=true but the shared data is missing at {}",
+            dir.display()
+        );
     }
     eprintln!("note: {} is missing; skipping this test", dir.display());
     None

@@ -19,6 +19,9 @@ pub enum Error {
     /// A trial configuration that cannot be run (bad hyperparameter).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The object store refused or failed an operation.
+    #[error("store: {0}")]
+    Store(String),
 
     /// A data file could not be read.
     #[error("cannot read '{}': {error}; check that the file exists and is readable", path.display())]

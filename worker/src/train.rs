@@ -229,6 +229,7 @@ fn run_covid(
     let run = covid::train::train(c, &data, dev, ckpt, &mut |e| {
         pb.set_position(e.epoch as u64);
         pb.set_message(format!("test acc {:.3}", e.test_acc));
+        Ok(())
     })?;
     pb.finish_and_clear();
     let files = covid::artifacts::write_all(&args.out, config, &table, &data, &run, dev)?;
@@ -285,6 +286,7 @@ fn run_vae(
     let run = vae::train::train(c, &images, dev, ckpt, &mut |e| {
         pb.set_position(e.epoch as u64);
         pb.set_message(format!("-ELBO {:.1}", e.neg_elbo));
+        Ok(())
     })?;
     pb.finish_and_clear();
     let files = vae::artifacts::write_all(&args.out, config, &images, &run, dev)?;

@@ -25,7 +25,7 @@ fn covid_lstm_beats_the_majority_baseline_on_test() {
     };
     let (_, prepared) = load_covid(&data.join("covid/covid_19.csv"), &cfg).unwrap();
     let baseline = prepared.test.majority_baseline();
-    let run = covid::train::train(&cfg, &prepared, &Device::Cpu, None, &mut |_| {}).unwrap();
+    let run = covid::train::train(&cfg, &prepared, &Device::Cpu, None, &mut |_| Ok(())).unwrap();
     let h = &run.history;
     let best = h.iter().map(|e| e.test_acc).fold(0.0, f64::max);
     assert!(
@@ -60,7 +60,7 @@ fn vae_negative_elbo_falls_over_three_epochs() {
     };
     let images = vae::images::load_folder(&data.join("anime-faces"), 28, cfg.limit).unwrap();
     assert_eq!(images.len(), 400);
-    let run = vae::train::train(&cfg, &images, &Device::Cpu, None, &mut |_| {}).unwrap();
+    let run = vae::train::train(&cfg, &images, &Device::Cpu, None, &mut |_| Ok(())).unwrap();
     let e: Vec<f64> = run.history.iter().map(|s| s.neg_elbo).collect();
     assert!(
         e[1] < e[0] && e[2] < e[1],

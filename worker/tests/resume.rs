@@ -67,11 +67,11 @@ fn strip_times(h: &[covid::train::EpochStats]) -> Vec<(usize, f64, f64, f64, f64
 fn covid_resume_equals_uninterrupted_and_model_reloads() {
     let (_, data) = covid_data(5);
     let dev = Device::Cpu;
-    let whole = covid::train::train(&covid_cfg(6), &data, &dev, None, &mut |_| {}).unwrap();
+    let whole = covid::train::train(&covid_cfg(6), &data, &dev, None, &mut |_| Ok(())).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let ck = CkptDir::open(dir.path(), 2).unwrap();
-    let first = covid::train::train(&covid_cfg(3), &data, &dev, Some(&ck), &mut |_| {}).unwrap();
+    let first = covid::train::train(&covid_cfg(3), &data, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
     assert_eq!(first.resumed_from, 0);
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -82,7 +82,7 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
         2,
         "only the newest two checkpoints are kept: {files:?}"
     );
-    let resumed = covid::train::train(&covid_cfg(6), &data, &dev, Some(&ck), &mut |_| {}).unwrap();
+    let resumed = covid::train::train(&covid_cfg(6), &data, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
     assert_eq!(
         resumed.resumed_from, 3,
         "resumed from the epoch-3 checkpoint, not epoch 0"
@@ -133,12 +133,12 @@ fn a_checkpoint_of_another_configuration_is_refused() {
     let (_, data) = covid_data(5);
     let dir = tempfile::tempdir().unwrap();
     let ck = CkptDir::open(dir.path(), 2).unwrap();
-    covid::train::train(&covid_cfg(1), &data, &Device::Cpu, Some(&ck), &mut |_| {}).unwrap();
+    covid::train::train(&covid_cfg(1), &data, &Device::Cpu, Some(&ck), &mut |_| Ok(())).unwrap();
     let mut other = covid_cfg(2);
     other.hidden = 7;
     let e = format!(
         "{:#}",
-        covid::train::train(&other, &data, &Device::Cpu, Some(&ck), &mut |_| {})
+        covid::train::train(&other, &data, &Device::Cpu, Some(&ck), &mut |_| Ok(()))
             .err()
             .unwrap()
     );
@@ -180,11 +180,11 @@ fn vae_cfg(epochs: usize) -> VaeConfig {
 fn vae_resume_equals_uninterrupted_and_model_reloads() {
     let imgs = images();
     let dev = Device::Cpu;
-    let whole = vae::train::train(&vae_cfg(4), &imgs, &dev, None, &mut |_| {}).unwrap();
+    let whole = vae::train::train(&vae_cfg(4), &imgs, &dev, None, &mut |_| Ok(())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = CkptDir::open(dir.path(), 2).unwrap();
-    vae::train::train(&vae_cfg(1), &imgs, &dev, Some(&ck), &mut |_| {}).unwrap();
-    let resumed = vae::train::train(&vae_cfg(4), &imgs, &dev, Some(&ck), &mut |_| {}).unwrap();
+    vae::train::train(&vae_cfg(1), &imgs, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
+    let resumed = vae::train::train(&vae_cfg(4), &imgs, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
     assert_eq!(resumed.resumed_from, 1);
     let losses = |r: &vae::train::VaeRun| {
         r.history

@@ -91,13 +91,13 @@ pub fn evaluate(model: &SeqModel, w: &Windows, device: &Device) -> Result<Evalua
 }
 
 /// Trains `cfg` on `data`, resuming from `ckpt` when it holds a checkpoint of this
-/// configuration, and calls `on_epoch` after every epoch.
+/// configuration, and calls `on_epoch` after every epoch (its error stops the run).
 pub fn train(
     cfg: &CovidConfig,
     data: &CovidData,
     device: &Device,
     ckpt: Option<&CkptDir>,
-    on_epoch: &mut dyn FnMut(&EpochStats),
+    on_epoch: &mut dyn FnMut(&EpochStats) -> Result<()>,
 ) -> Result<CovidRun> {
     let trial = TrialConfig::Covid(cfg.clone());
     let mut params = Params::new(device);
@@ -160,7 +160,8 @@ pub fn train(
                 &tensors,
             )?;
         }
-        on_epoch(&stats);
+        // The callback may stop the run (cancelled trial, lost lease, shutdown).
+        on_epoch(&stats)?;
     }
     let te = evaluate(&model, &data.test, device)?;
     let mut confusion = [[0u64; 2]; 2];

@@ -60,13 +60,13 @@ pub fn normal(
 }
 
 /// Trains `cfg` on `images`, resuming from `ckpt` when it holds a checkpoint of this
-/// configuration, and calls `on_epoch` after every epoch.
+/// configuration, and calls `on_epoch` after every epoch (its error stops the run).
 pub fn train(
     cfg: &VaeConfig,
     images: &ImageSet,
     device: &Device,
     ckpt: Option<&CkptDir>,
-    on_epoch: &mut dyn FnMut(&EpochStats),
+    on_epoch: &mut dyn FnMut(&EpochStats) -> Result<()>,
 ) -> Result<VaeRun> {
     let trial = TrialConfig::Vae(cfg.clone());
     let (n, dim) = (images.len(), images.dim());
@@ -129,7 +129,8 @@ pub fn train(
                 &tensors,
             )?;
         }
-        on_epoch(&stats);
+        // The callback may stop the run (cancelled trial, lost lease, shutdown).
+        on_epoch(&stats)?;
     }
     Ok(VaeRun {
         history,

@@ -1,0 +1,242 @@
+//! The object store every wick process shares, behind one small API over the
+//! `object_store` crate: `file:///abs/path` (the embedded default), `s3://bucket/prefix`
+//! (credentials, endpoint and `AWS_ALLOW_HTTP` from the standard `AWS_*` variables, so a
+//! MinIO or any S3-compatible server works), and `memory://` for unit tests.
+//!
+//! A `put` is atomic on every backend (object_store writes local files through a temporary
+//! file and a rename, and an S3 object appears whole or not at all), so a reader never sees
+//! half an artifact. Keys are relative to the URL's prefix.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::{Error, Result};
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// The backend.
+    inner: Arc<dyn ObjectStore>,
+    /// Prefix under which every key lives (from the URL's path).
+    prefix: String,
+    /// The URL it was opened from, for messages.
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.url)
+    }
+}
+
+fn store_err(url: &str, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Store(format!("{what} in {url}: {e}"))
+}
+
+impl Store {
+    /// Opens `url` (`file:///abs/path`, `s3://bucket[/prefix]`, `memory://`). A `file://`
+    /// folder is created if missing.
+    pub fn open(url: &str) -> Result<Store> {
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::Store(format!(
+                "cannot open store '{url}': {e}; use file:///absolute/path, s3://bucket/prefix or memory://"
+            ))
+        };
+        if url == "memory://" || url.starts_with("memory://") {
+            let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+            return Ok(Store { inner, prefix: String::new(), url: url.into() });
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(bad(&"a file:// URL needs an absolute path (file:///home/me/wick)"));
+            }
+            std::fs::create_dir_all(path).map_err(|e| bad(&e))?;
+            let fs = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| bad(&e))?;
+            return Ok(Store { inner: Arc::new(fs), prefix: String::new(), url: url.into() });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad(&"no bucket name"));
+            }
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| bad(&e))?;
+            let prefix = prefix.trim_matches('/').to_string();
+            return Ok(Store { inner: Arc::new(s3), prefix, url: url.into() });
+        }
+        Err(bad(&"unknown scheme"))
+    }
+
+    /// A `file://` URL for a local folder (made absolute).
+    pub fn file_url(dir: &std::path::Path) -> Result<String> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
+        let abs = dir
+            .canonicalize()
+            .map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
+        Ok(format!("file://{}", abs.display()))
+    }
+
+    /// The URL the store was opened from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> StorePath {
+        if self.prefix.is_empty() {
+            StorePath::from(key)
+        } else {
+            StorePath::from(format!("{}/{}", self.prefix, key))
+        }
+    }
+
+    fn key_of(&self, p: &StorePath) -> String {
+        let s = p.as_ref();
+        match self.prefix.is_empty() {
+            true => s.to_string(),
+            false => s.strip_prefix(&format!("{}/", self.prefix)).unwrap_or(s).to_string(),
+        }
+    }
+
+    /// Writes `bytes` under `key`, atomically.
+    pub async fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<()> {
+        let payload = PutPayload::from_bytes(bytes.into());
+        self.inner
+            .put(&self.path(key), payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| store_err(&self.url, &format!("cannot write '{key}'"), e))
+    }
+
+    /// The bytes under `key`, or `None` when there is no such key.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.inner.get(&self.path(key)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| store_err(&self.url, &format!("cannot read '{key}'"), e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(&self.url, &format!("cannot read '{key}'"), e)),
+        }
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.inner.head(&self.path(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(store_err(&self.url, &format!("cannot look up '{key}'"), e)),
+        }
+    }
+
+    /// Every key under `prefix` (recursively) with its size, sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let p = self.path(prefix.trim_end_matches('/'));
+        let mut out: Vec<(String, u64)> = self
+            .inner
+            .list(Some(&p))
+            .map_ok(|m| (self.key_of(&m.location), m.size))
+            .try_collect()
+            .await
+            .map_err(|e| store_err(&self.url, &format!("cannot list '{prefix}'"), e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes `key` (no error if it is already gone).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(&self.url, &format!("cannot delete '{key}'"), e)),
+        }
+    }
+}
+
+/// Keys of the storage layout, in one place.
+pub mod keys {
+    /// `sweeps/<id>/spec.json`: the sweep as submitted.
+    pub fn sweep_spec(sweep: &str) -> String {
+        format!("sweeps/{sweep}/spec.json")
+    }
+    /// `sweeps/<id>/state.json`: the coordinator's durable record of the sweep.
+    pub fn sweep_state(sweep: &str) -> String {
+        format!("sweeps/{sweep}/state.json")
+    }
+    /// `trials/<id>/`: everything of one trial.
+    pub fn trial_dir(trial: &str) -> String {
+        format!("trials/{trial}/")
+    }
+    /// `trials/<id>/config.json`.
+    pub fn trial_config(trial: &str) -> String {
+        format!("trials/{trial}/config.json")
+    }
+    /// `trials/<id>/state.json`: the coordinator's durable record of the trial.
+    pub fn trial_state(trial: &str) -> String {
+        format!("trials/{trial}/state.json")
+    }
+    /// `trials/<id>/metrics.jsonl`: one JSON line per epoch.
+    pub fn trial_metrics(trial: &str) -> String {
+        format!("trials/{trial}/metrics.jsonl")
+    }
+    /// `trials/<id>/summary.json`: the final summary.
+    pub fn trial_summary(trial: &str) -> String {
+        format!("trials/{trial}/summary.json")
+    }
+    /// `trials/<id>/ckpt/`: the checkpoints.
+    pub fn trial_ckpt_dir(trial: &str) -> String {
+        format!("trials/{trial}/ckpt/")
+    }
+    /// `trials/<id>/ckpt/epoch-<n>.safetensors`.
+    pub fn trial_ckpt(trial: &str, epoch: usize) -> String {
+        format!("trials/{trial}/ckpt/epoch-{epoch}.safetensors")
+    }
+    /// `trials/<id>/model.safetensors`: the final weights.
+    pub fn trial_model(trial: &str) -> String {
+        format!("trials/{trial}/model.safetensors")
+    }
+    /// `trials/<id>/plots/<name>`: pictures and other artifacts.
+    pub fn trial_artifact(trial: &str, name: &str) -> String {
+        format!("trials/{trial}/plots/{name}")
+    }
+    /// `data/sha256-<hex>/<name>`: content-addressed datasets.
+    pub fn data(sha: &str, name: &str) -> String {
+        format!("data/sha256-{sha}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_list_delete_on_memory_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in ["memory://".to_string(), Store::file_url(dir.path()).unwrap()] {
+            let s = Store::open(&url).unwrap();
+            assert_eq!(s.get("a/b.json").await.unwrap(), None);
+            s.put("a/b.json", b"{}".to_vec()).await.unwrap();
+            s.put("a/c/d.bin", vec![1u8, 2, 3]).await.unwrap();
+            assert_eq!(s.get("a/b.json").await.unwrap().unwrap().as_ref(), b"{}");
+            assert!(s.exists("a/c/d.bin").await.unwrap());
+            let keys = s.list("a/").await.unwrap();
+            assert_eq!(keys, vec![("a/b.json".to_string(), 2), ("a/c/d.bin".to_string(), 3)], "{url}");
+            s.delete("a/b.json").await.unwrap();
+            s.delete("a/b.json").await.unwrap();
+            assert!(!s.exists("a/b.json").await.unwrap());
+        }
+    }
+
+    #[test]
+    fn bad_urls_say_what_works() {
+        let e = Store::open("ftp://x").unwrap_err().to_string();
+        assert!(e.contains("s3://bucket/prefix"), "{e}");
+        let e = Store::open("file://relative/path").unwrap_err().to_string();
+        assert!(e.contains("absolute"), "{e}");
+    }
+}

@@ -175,9 +175,58 @@ pub fn run(args: &TrainArgs) -> Result<Value> {
         .as_deref()
         .map(|d| CkptDir::open(d, args.keep_ckpts))
         .transpose()?;
-    match &config {
-        TrialConfig::Covid(c) => run_covid(args, &config, c, &dev, ckpt.as_ref()),
-        TrialConfig::Vae(c) => run_vae(args, &config, c, &dev, ckpt.as_ref()),
+    let data = match &config {
+        TrialConfig::Covid(_) => data::covid_csv(args.data.as_deref(), args.covid_csv.as_deref())?,
+        TrialConfig::Vae(_) => data::faces_dir(args.data.as_deref(), args.faces.as_deref())?,
+    };
+    let pb = progress::bar(config.epochs() as u64, args.json, &label(&config));
+    let summary = run_trial(&config, &data, &args.out, ckpt.as_ref(), &dev, &mut |e| {
+        pb.set_position(e.epoch as u64);
+        pb.set_message(e.headline.clone());
+        Ok(())
+    });
+    pb.finish_and_clear();
+    summary
+}
+
+/// A short name of a trial for progress bars and logs.
+pub fn label(config: &TrialConfig) -> String {
+    match config {
+        TrialConfig::Covid(c) => format!("{} {} L={}", c.cell, c.hidden, c.l),
+        TrialConfig::Vae(c) => format!("vae {}x{} kl={}", c.size, c.size, c.kl_weight),
+    }
+}
+
+/// One finished epoch of a trial, task-independent.
+pub struct EpochEvent {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Total epochs of the trial.
+    pub epochs: usize,
+    /// Epoch the run resumed from (0 = from scratch).
+    pub resumed_from: usize,
+    /// The epoch's metrics as JSON (the task's `EpochStats`).
+    pub metrics: Value,
+    /// One line for a person, e.g. "test acc 0.690".
+    pub headline: String,
+}
+
+/// Runs one trial from local data (`data` is the COVID-19 CSV or the image folder),
+/// writing artifacts into `out` and checkpoints into `ckpt`, calling `on_epoch` after each
+/// epoch (its error stops the run). Returns the JSON summary. `worker train` and the
+/// distributed worker both run trials through here.
+pub fn run_trial(
+    config: &TrialConfig,
+    data: &Path,
+    out: &Path,
+    ckpt: Option<&CkptDir>,
+    dev: &candle_core::Device,
+    on_epoch: &mut dyn FnMut(&EpochEvent) -> Result<()>,
+) -> Result<Value> {
+    config.validate()?;
+    match config {
+        TrialConfig::Covid(c) => run_covid(config, c, data, out, dev, ckpt, on_epoch),
+        TrialConfig::Vae(c) => run_vae(config, c, data, out, dev, ckpt, on_epoch),
     }
 }
 
@@ -203,14 +252,15 @@ pub fn load_covid(
 }
 
 fn run_covid(
-    args: &TrainArgs,
     config: &TrialConfig,
     c: &CovidConfig,
+    csv: &Path,
+    out: &Path,
     dev: &candle_core::Device,
     ckpt: Option<&CkptDir>,
+    on_epoch: &mut dyn FnMut(&EpochEvent) -> Result<()>,
 ) -> Result<Value> {
-    let csv = data::covid_csv(args.data.as_deref(), args.covid_csv.as_deref())?;
-    let (table, data) = load_covid(&csv, c)?;
+    let (table, data) = load_covid(csv, c)?;
     eprintln!(
         "covid: {} countries, |C| = {}, L = {}: {} train / {} test windows; test class balance {:.3} increase, majority baseline {:.3}",
         table.names.len(),
@@ -221,18 +271,18 @@ fn run_covid(
         data.test.positive_fraction(),
         data.test.majority_baseline()
     );
-    let pb = progress::bar(
-        c.epochs as u64,
-        args.json,
-        &format!("{} {}", c.cell, c.hidden),
-    );
+    let mut resumed_from = None;
     let run = covid::train::train(c, &data, dev, ckpt, &mut |e| {
-        pb.set_position(e.epoch as u64);
-        pb.set_message(format!("test acc {:.3}", e.test_acc));
-        Ok(())
+        let from = *resumed_from.get_or_insert(e.epoch - 1);
+        on_epoch(&EpochEvent {
+            epoch: e.epoch,
+            epochs: c.epochs,
+            resumed_from: from,
+            metrics: serde_json::to_value(e)?,
+            headline: format!("test acc {:.3}", e.test_acc),
+        })
     })?;
-    pb.finish_and_clear();
-    let files = covid::artifacts::write_all(&args.out, config, &table, &data, &run, dev)?;
+    let files = covid::artifacts::write_all(out, config, &table, &data, &run, dev)?;
     let h = &run.history;
     let last = h.last().context("no epoch was trained")?;
     let best = h
@@ -258,19 +308,20 @@ fn run_covid(
         "epoch_seconds_median": med,
         "train_samples_per_second": if med > 0.0 { data.train.len() as f64 / med } else { 0.0 },
         "params": run.params.count(),
-        "out": args.out, "artifacts": files,
+        "out": out, "artifacts": files,
     }))
 }
 
 fn run_vae(
-    args: &TrainArgs,
     config: &TrialConfig,
     c: &VaeConfig,
+    dir: &Path,
+    out: &Path,
     dev: &candle_core::Device,
     ckpt: Option<&CkptDir>,
+    on_epoch: &mut dyn FnMut(&EpochEvent) -> Result<()>,
 ) -> Result<Value> {
-    let dir = data::faces_dir(args.data.as_deref(), args.faces.as_deref())?;
-    let images = vae::images::load_folder(&dir, c.size, c.limit)?;
+    let images = vae::images::load_folder(dir, c.size, c.limit)?;
     eprintln!(
         "vae: {} images of {}×{} from {}",
         images.len(),
@@ -278,18 +329,18 @@ fn run_vae(
         c.size,
         dir.display()
     );
-    let pb = progress::bar(
-        c.epochs as u64,
-        args.json,
-        &format!("vae kl {}", c.kl_weight),
-    );
+    let mut resumed_from = None;
     let run = vae::train::train(c, &images, dev, ckpt, &mut |e| {
-        pb.set_position(e.epoch as u64);
-        pb.set_message(format!("-ELBO {:.1}", e.neg_elbo));
-        Ok(())
+        let from = *resumed_from.get_or_insert(e.epoch - 1);
+        on_epoch(&EpochEvent {
+            epoch: e.epoch,
+            epochs: c.epochs,
+            resumed_from: from,
+            metrics: serde_json::to_value(e)?,
+            headline: format!("-ELBO {:.1}", e.neg_elbo),
+        })
     })?;
-    pb.finish_and_clear();
-    let files = vae::artifacts::write_all(&args.out, config, &images, &run, dev)?;
+    let files = vae::artifacts::write_all(out, config, &images, &run, dev)?;
     let h = &run.history;
     let last = h.last().context("no epoch was trained")?;
     let med = median(h.iter().map(|e| e.seconds).collect());
@@ -305,7 +356,7 @@ fn run_vae(
         "epoch_seconds_median": med,
         "images_per_second": if med > 0.0 { images.len() as f64 / med } else { 0.0 },
         "params": run.params.count(),
-        "out": args.out, "artifacts": files,
+        "out": out, "artifacts": files,
     }))
 }
 

@@ -119,6 +119,25 @@ struct Shape {
     tiny: bool,
 }
 
+/// Taiwan's outline (lon, lat), coarse: the bundled shapes have no TW, and `client predict
+/// --country TW` is the example every user tries first.
+const TAIWAN: [(f32, f32); 14] = [
+    (121.55, 25.30),
+    (121.92, 24.98),
+    (121.83, 24.40),
+    (121.52, 23.50),
+    (121.20, 22.78),
+    (120.85, 21.92),
+    (120.62, 22.30),
+    (120.25, 22.62),
+    (120.10, 23.05),
+    (120.15, 23.62),
+    (120.40, 24.30),
+    (120.72, 24.72),
+    (121.02, 25.10),
+    (121.55, 25.30),
+];
+
 /// Every country but Antarctica, projected, in drawing order.
 fn shapes() -> Vec<Shape> {
     let mut countries: Vec<_> = world()
@@ -151,6 +170,14 @@ fn shapes() -> Vec<Shape> {
                 tiny,
             }
         })
+        .chain(
+            (!world().countries.contains_key("TW")).then(|| Shape {
+                code: "TW",
+                outer: vec![ring(TAIWAN)],
+                holes: vec![],
+                tiny: false,
+            }),
+        )
         .collect()
 }
 
@@ -288,6 +315,7 @@ mod tests {
             ("br".into(), 0.0),
             ("ZZ".into(), 0.5),
             ("SG".into(), 1.0),
+            ("TW".into(), 1.0),
         ]
     }
 
@@ -311,6 +339,7 @@ mod tests {
         assert_eq!(at(-140.0, 0.0), rgb(SEA), "Pacific");
         // Singapore is a dot, but a dot in the top colour.
         assert_eq!(at(103.82, 1.35), top, "Singapore");
+        assert_eq!(at(121.0, 23.7), top, "Taiwan, drawn from its own outline");
     }
 
     #[test]

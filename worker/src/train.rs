@@ -55,7 +55,7 @@ pub struct TrainArgs {
     pub split: Split,
 
     /// [vae] Weight of the KL term in the loss (0, 1 and 100 in the coursework).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub kl: f64,
     /// [vae] Images are resized to SIZE × SIZE.
     #[arg(long, default_value_t = 28)]

@@ -1,19 +1,72 @@
-//! The `client` binary: will start sweeps and ask for forecasts and samples over
-//! gRPC. Until the distributed layer lands it only explains how to run a single trial.
+//! The `client` binary: starts and watches hyperparameter sweeps and asks trained models
+//! for forecasts and faces, against a coordinator over gRPC or, without `--coordinator`,
+//! against one it runs in-process for the length of the command.
+//!
+//! # Layout
+//!
+//! - `cli`: the command line and the sweep grid it describes.
+//! - `connect`: the session with the coordinator (remote or embedded) and error messages.
+//! - `embedded`: the in-process coordinator and workers of embedded mode.
+//! - `upload`: getting a sweep's data into the store (content-addressed, once).
+//! - `bundle`: the face folder as one deterministic tar.
+//! - `render`: trials as JSON and as text tables.
+//! - `progress`: progress bars (or lines) for a sweep's events.
+//! - `commands`: one module per group of subcommands.
+
+mod bundle;
+mod cli;
+mod commands;
+mod connect;
+mod embedded;
+mod progress;
+mod render;
+mod upload;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use clap::Parser;
 
-/// wick client: starts sweeps, watches them, asks for forecasts and samples.
-///
-/// The distributed sweep service is not available in this version; run one trial on this
-/// machine with `worker train` (see `worker train --help`).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
-
-fn main() -> anyhow::Result<()> {
-    Args::parse();
-    anyhow::bail!(
-        "the client service is not available in this version; run a single trial with `worker train --help`"
-    )
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    // Embedded servers log through tracing; warnings only, on stderr, unless RUST_LOG says
+    // otherwise, so the output stays readable (and stdout stays pure JSON with --json).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.global.json;
+    match runtime.block_on(commands::run(cli)) {
+        Ok(out) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out.json).unwrap_or_default()
+                );
+            } else if !out.text.is_empty() {
+                print!("{}", out.text);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => match e.downcast_ref::<commands::Interrupted>() {
+            Some(note) => {
+                eprintln!("{note}");
+                ExitCode::from(130)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

@@ -47,7 +47,10 @@ mod tests {
         assert!(a.starts_with("t-") && a.len() == 18);
         c.seed = 1;
         assert_ne!(a, trial_id(&TrialConfig::Vae(c)));
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(sweep_id("x"), sweep_id("x"));
     }
 }

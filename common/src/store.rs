@@ -48,15 +48,26 @@ impl Store {
         };
         if url == "memory://" || url.starts_with("memory://") {
             let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-            return Ok(Store { inner, prefix: String::new(), url: url.into() });
+            return Ok(Store {
+                inner,
+                prefix: String::new(),
+                url: url.into(),
+            });
         }
         if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err(bad(&"a file:// URL needs an absolute path (file:///home/me/wick)"));
+                return Err(bad(
+                    &"a file:// URL needs an absolute path (file:///home/me/wick)",
+                ));
             }
             std::fs::create_dir_all(path).map_err(|e| bad(&e))?;
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| bad(&e))?;
-            return Ok(Store { inner: Arc::new(fs), prefix: String::new(), url: url.into() });
+            let fs =
+                object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| bad(&e))?;
+            return Ok(Store {
+                inner: Arc::new(fs),
+                prefix: String::new(),
+                url: url.into(),
+            });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -68,14 +79,19 @@ impl Store {
                 .build()
                 .map_err(|e| bad(&e))?;
             let prefix = prefix.trim_matches('/').to_string();
-            return Ok(Store { inner: Arc::new(s3), prefix, url: url.into() });
+            return Ok(Store {
+                inner: Arc::new(s3),
+                prefix,
+                url: url.into(),
+            });
         }
         Err(bad(&"unknown scheme"))
     }
 
     /// A `file://` URL for a local folder (made absolute).
     pub fn file_url(dir: &std::path::Path) -> Result<String> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
         let abs = dir
             .canonicalize()
             .map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
@@ -99,7 +115,10 @@ impl Store {
         let s = p.as_ref();
         match self.prefix.is_empty() {
             true => s.to_string(),
-            false => s.strip_prefix(&format!("{}/", self.prefix)).unwrap_or(s).to_string(),
+            false => s
+                .strip_prefix(&format!("{}/", self.prefix))
+                .unwrap_or(s)
+                .to_string(),
         }
     }
 
@@ -217,7 +236,10 @@ mod tests {
     #[tokio::test]
     async fn put_get_list_delete_on_memory_and_file() {
         let dir = tempfile::tempdir().unwrap();
-        for url in ["memory://".to_string(), Store::file_url(dir.path()).unwrap()] {
+        for url in [
+            "memory://".to_string(),
+            Store::file_url(dir.path()).unwrap(),
+        ] {
             let s = Store::open(&url).unwrap();
             assert_eq!(s.get("a/b.json").await.unwrap(), None);
             s.put("a/b.json", b"{}".to_vec()).await.unwrap();
@@ -225,7 +247,11 @@ mod tests {
             assert_eq!(s.get("a/b.json").await.unwrap().unwrap().as_ref(), b"{}");
             assert!(s.exists("a/c/d.bin").await.unwrap());
             let keys = s.list("a/").await.unwrap();
-            assert_eq!(keys, vec![("a/b.json".to_string(), 2), ("a/c/d.bin".to_string(), 3)], "{url}");
+            assert_eq!(
+                keys,
+                vec![("a/b.json".to_string(), 2), ("a/c/d.bin".to_string(), 3)],
+                "{url}"
+            );
             s.delete("a/b.json").await.unwrap();
             s.delete("a/b.json").await.unwrap();
             assert!(!s.exists("a/b.json").await.unwrap());

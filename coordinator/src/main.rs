@@ -1,19 +1,63 @@
-//! The `coordinator` binary: will expand sweeps into trials and lease them to workers over
-//! gRPC. Until the distributed layer lands it only explains how to run a single trial.
+//! The `coordinator` binary: parses the flags, sets up logging, binds the listener and
+//! runs `wick_coordinator::serve` until Ctrl-C or SIGTERM.
 
+use anyhow::Context;
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wick_coordinator::{Args, Config, serve};
 
-/// wick coordinator: hands the trials of a hyperparameter sweep to workers.
-///
-/// The distributed sweep service is not available in this version; run one trial on this
-/// machine with `worker train` (see `worker train --help`).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
+/// Logging to stderr, filtered by RUST_LOG (default `info`), as text or JSON lines.
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
 
-fn main() -> anyhow::Result<()> {
-    Args::parse();
-    anyhow::bail!(
-        "the coordinator service is not available in this version; run a single trial with `worker train --help`"
-    )
+/// Completes on Ctrl-C or (on Unix) SIGTERM, the signal Kubernetes stops pods with.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(args.json_logs);
+    let listen = args.listen;
+    let config = Config::try_from(args)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; pick another address with --listen")
+        })?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    // Tests and scripts read the port from this line when started with --listen 127.0.0.1:0.
+    eprintln!("coordinator listening on {addr}");
+    serve(listener, config, shutdown_signal()).await
 }

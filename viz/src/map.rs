@@ -170,14 +170,12 @@ fn shapes() -> Vec<Shape> {
                 tiny,
             }
         })
-        .chain(
-            (!world().countries.contains_key("TW")).then(|| Shape {
-                code: "TW",
-                outer: vec![ring(TAIWAN)],
-                holes: vec![],
-                tiny: false,
-            }),
-        )
+        .chain((!world().countries.contains_key("TW")).then(|| Shape {
+            code: "TW",
+            outer: vec![ring(TAIWAN)],
+            holes: vec![],
+            tiny: false,
+        }))
         .collect()
 }
 

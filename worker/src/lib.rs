@@ -13,6 +13,8 @@
 //! - `data`: where the datasets are (`--data`, `--covid-csv`, `--faces`, `WICK_DATA`).
 //! - `progress`: progress bars on a terminal, silence otherwise.
 //! - `train`: `worker train`, one trial end to end, with its JSON summary.
+//! - `serve`: `worker serve`, the distributed worker: leases, checkpoints and artifacts in
+//!   the store, progress to the coordinator, and the inference server.
 
 pub mod adam;
 pub mod ckpt;
@@ -22,5 +24,6 @@ pub mod device;
 pub mod params;
 pub mod progress;
 pub mod rng;
+pub mod serve;
 pub mod train;
 pub mod vae;

@@ -1,7 +1,9 @@
 //! The `worker` binary: `worker train` runs one trial of either coursework task on this
-//! machine and writes its artifacts.
+//! machine and writes its artifacts; `worker serve` joins a coordinator, runs the trials
+//! it leases and serves inference until SIGTERM or ctrl-c.
 
 use clap::{Parser, Subcommand};
+use wick_worker::serve::{self, ServeArgs};
 use wick_worker::train::{self, TrainArgs};
 
 /// wick worker: trains the COVID-19 sequence models and the face VAE.
@@ -10,6 +12,9 @@ use wick_worker::train::{self, TrainArgs};
 /// data, trains (checkpointing after every epoch with --ckpt-dir, and resuming from the
 /// newest checkpoint), writes pictures, forecasts and the model into --out, and prints a
 /// summary (one JSON object with --json).
+///
+/// `worker serve` pulls trials from a coordinator, keeps their checkpoints and artifacts in
+/// the shared store, and answers inference calls; SIGTERM hands its trials back.
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
@@ -21,28 +26,93 @@ struct Cli {
 enum Command {
     /// Train one trial locally and write its artifacts.
     Train(Box<TrainArgs>),
+    /// Run trials leased from a coordinator and serve inference.
+    Serve(Box<ServeArgs>),
 }
 
-fn main() {
-    let cli = Cli::parse();
-    let Command::Train(args) = &cli.command;
-    let threads = args.threads();
+/// Sets the tensor-math thread count; 0 leaves the default (all cores).
+fn set_threads(threads: usize) {
     if threads > 0 {
         // candle sizes its matmul parallelism and rayon its pool from this variable; it is
         // set before either starts, while the process is still single-threaded.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
+}
+
+fn main() {
+    let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train::run(&args).map(|summary| {
-            if args.json {
-                println!("{summary}");
-            } else {
-                train::print_human(&summary);
-            }
-        }),
+        Command::Train(args) => {
+            set_threads(args.threads());
+            train::run(&args).map(|summary| {
+                if args.json {
+                    println!("{summary}");
+                } else {
+                    train::print_human(&summary);
+                }
+            })
+        }
+        Command::Serve(args) => {
+            set_threads(args.threads.unwrap_or(0));
+            run_serve(&args)
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Logs to stderr (text, or JSON with `--json-logs`), filtered by `RUST_LOG` (default info).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
+    init_logs(args.json_logs);
+    let config = args.config()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve::run(config, stop_signal()))
+}
+
+/// Completes on the first SIGTERM or ctrl-c; a second one exits at once, for a worker
+/// stuck in a long epoch.
+async fn stop_signal() {
+    wait_signal().await;
+    tokio::spawn(async {
+        wait_signal().await;
+        eprintln!("second stop signal: exiting without handing trials back");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

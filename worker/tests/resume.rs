@@ -71,7 +71,8 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
 
     let dir = tempfile::tempdir().unwrap();
     let ck = CkptDir::open(dir.path(), 2).unwrap();
-    let first = covid::train::train(&covid_cfg(3), &data, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
+    let first =
+        covid::train::train(&covid_cfg(3), &data, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
     assert_eq!(first.resumed_from, 0);
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -82,7 +83,8 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
         2,
         "only the newest two checkpoints are kept: {files:?}"
     );
-    let resumed = covid::train::train(&covid_cfg(6), &data, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
+    let resumed =
+        covid::train::train(&covid_cfg(6), &data, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
     assert_eq!(
         resumed.resumed_from, 3,
         "resumed from the epoch-3 checkpoint, not epoch 0"
@@ -133,7 +135,10 @@ fn a_checkpoint_of_another_configuration_is_refused() {
     let (_, data) = covid_data(5);
     let dir = tempfile::tempdir().unwrap();
     let ck = CkptDir::open(dir.path(), 2).unwrap();
-    covid::train::train(&covid_cfg(1), &data, &Device::Cpu, Some(&ck), &mut |_| Ok(())).unwrap();
+    covid::train::train(&covid_cfg(1), &data, &Device::Cpu, Some(&ck), &mut |_| {
+        Ok(())
+    })
+    .unwrap();
     let mut other = covid_cfg(2);
     other.hidden = 7;
     let e = format!(

@@ -18,7 +18,11 @@ pub fn shared_data() -> Option<PathBuf> {
     if dir.join("covid/covid_19.csv").exists() {
         return Some(dir);
     }
-    assert!(!in_ci(), "CI=true but the shared data is missing at {}", dir.display());
+    assert!(
+        !in_ci(),
+        "CI=true but the shared data is missing at {}",
+        dir.display()
+    );
     eprintln!("note: {} is missing; skipping this test", dir.display());
     None
 }
@@ -31,15 +35,26 @@ fn in_ci() -> bool {
 /// lives in target/<profile>/deps, the binaries one level up.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built; run the tests with `cargo test --workspace`", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test --workspace`",
+        path.display()
+    );
     path
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed (SIGKILL) when dropped, with its stderr collected in a file.
@@ -55,10 +70,20 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd`, capturing stderr into `dir/<name>.log`, and waits until a stderr line
     /// contains `ready` (returns that line), failing after `timeout`.
-    pub fn start(mut cmd: Command, name: &str, dir: &Path, ready: &str, timeout: Duration) -> (Proc, String) {
+    pub fn start(
+        mut cmd: Command,
+        name: &str,
+        dir: &Path,
+        ready: &str,
+        timeout: Duration,
+    ) -> (Proc, String) {
         let log = dir.join(format!("{name}.log"));
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let (ready, log2) = (ready.to_string(), log.clone());
@@ -76,19 +101,43 @@ impl Proc {
         });
         let line = rx.recv_timeout(timeout).unwrap_or_else(|_| {
             let _ = child.kill();
-            panic!("{name} did not become ready in {timeout:?}; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+            panic!(
+                "{name} did not become ready in {timeout:?}; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
         });
-        (Proc { child, log, name: name.to_string() }, line)
+        (
+            Proc {
+                child,
+                log,
+                name: name.to_string(),
+            },
+            line,
+        )
     }
 
     /// Starts `cmd` with stdout and stderr into `dir/<name>.log`, and waits until `port`
     /// on 127.0.0.1 accepts connections.
-    pub fn start_on_port(mut cmd: Command, name: &str, dir: &Path, port: u16, timeout: Duration) -> Proc {
+    pub fn start_on_port(
+        mut cmd: Command,
+        name: &str,
+        dir: &Path,
+        port: u16,
+        timeout: Duration,
+    ) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        cmd.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let proc = Proc { child, log, name: name.to_string() };
+        cmd.stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .stdin(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let proc = Proc {
+            child,
+            log,
+            name: name.to_string(),
+        };
         wait_for(timeout, &format!("{name} to listen on port {port}"), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
@@ -108,7 +157,10 @@ impl Proc {
 
     /// Sends a signal by number (e.g. 15 TERM, 19 STOP, 18 CONT).
     pub fn signal(&self, sig: i32) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 }
 
@@ -121,7 +173,10 @@ impl Drop for Proc {
 
 /// The address printed after "listening on " in a ready line.
 pub fn addr_in(line: &str) -> String {
-    let at = line.find("listening on ").expect("a 'listening on ADDR' line") + "listening on ".len();
+    let at = line
+        .find("listening on ")
+        .expect("a 'listening on ADDR' line")
+        + "listening on ".len();
     line[at..].split_whitespace().next().unwrap().to_string()
 }
 
@@ -144,7 +199,11 @@ pub const S3_SECRET: &str = "wicktestsecret";
 
 fn find_s3s_fs() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("s3s-fs")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("s3s-fs"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(PathBuf::from(home).join(".cargo/bin/s3s-fs"));
@@ -157,8 +216,13 @@ impl S3 {
     /// server is not installed (`.ci/run` installs it; a CI run without it fails).
     pub fn start(dir: &Path) -> Option<S3> {
         let Some(bin) = find_s3s_fs() else {
-            assert!(!in_ci(), "CI=true but s3s-fs is not installed (see .ci/run)");
-            eprintln!("note: s3s-fs is not installed (cargo install s3s-fs --version 0.14.1 --features binary --locked); skipping");
+            assert!(
+                !in_ci(),
+                "CI=true but s3s-fs is not installed (see .ci/run)"
+            );
+            eprintln!(
+                "note: s3s-fs is not installed (cargo install s3s-fs --version 0.14.1 --features binary --locked); skipping"
+            );
             return None;
         };
         let root = dir.join("s3-root");
@@ -171,7 +235,12 @@ impl S3 {
             .arg(&root)
             .env("RUST_LOG", "info");
         let proc = Proc::start_on_port(cmd, "s3s-fs", dir, port, Duration::from_secs(30));
-        Some(S3 { proc, root, endpoint: format!("http://127.0.0.1:{port}"), bucket })
+        Some(S3 {
+            proc,
+            root,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket,
+        })
     }
 
     /// The environment every wick process needs to reach this server.
@@ -220,7 +289,177 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A coordinator, its workers and an S3 server, all real processes on loopback.
+pub struct Cluster {
+    /// Scratch folder: logs, S3 root, worker caches.
+    pub dir: tempfile::TempDir,
+    /// The S3-compatible server.
+    pub s3: S3,
+    /// Store URL every process uses.
+    pub store: String,
+    /// The coordinator's fixed port (kept across restarts).
+    pub port: u16,
+    /// The coordinator process.
+    pub coordinator: Option<Proc>,
+    /// Worker processes by name.
+    pub workers: Vec<Proc>,
+}
+
+/// Lease timing of the tests: short, so a dead worker's trial moves on quickly.
+pub const LEASE_TTL_MS: u64 = 2000;
+/// Heartbeat interval of the tests.
+pub const HEARTBEAT_MS: u64 = 300;
+
+impl Cluster {
+    /// An S3 server and a coordinator; `None` when s3s-fs is missing outside CI.
+    pub fn start() -> Option<Cluster> {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3::start(dir.path())?;
+        let store = s3.url("cluster");
+        let mut c = Cluster {
+            dir,
+            s3,
+            store,
+            port: free_port(),
+            coordinator: None,
+            workers: vec![],
+        };
+        c.start_coordinator();
+        Some(c)
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        for (k, v) in self.s3.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("RUST_LOG", "info")
+            .env_remove("WICK_COORDINATOR")
+            .env_remove("WICK_STORE");
+    }
+
+    /// Starts (or restarts) the coordinator on the cluster's port.
+    pub fn start_coordinator(&mut self) {
+        let mut cmd = Command::new(binary("coordinator"));
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{}", self.port),
+            "--store",
+            &self.store,
+        ])
+        .args([
+            "--lease-ttl-ms",
+            &LEASE_TTL_MS.to_string(),
+            "--heartbeat-ms",
+            &HEARTBEAT_MS.to_string(),
+        ]);
+        self.env(&mut cmd);
+        let n = self.workers.len();
+        let name = format!(
+            "coordinator-{n}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        );
+        let (p, _) = Proc::start(
+            cmd,
+            &name,
+            self.dir.path(),
+            "listening on",
+            Duration::from_secs(60),
+        );
+        self.coordinator = Some(p);
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts a worker named `name`; returns its index in `workers`.
+    pub fn start_worker(&mut self, name: &str) -> usize {
+        let mut cmd = Command::new(binary("worker"));
+        cmd.args([
+            "serve",
+            "--coordinator",
+            &self.url(),
+            "--store",
+            &self.store,
+        ])
+        .args(["--listen", "127.0.0.1:0", "--name", name, "--device", "cpu"])
+        .arg("--cache")
+        .arg(self.dir.path().join(format!("cache-{name}")));
+        self.env(&mut cmd);
+        let (p, _) = Proc::start(
+            cmd,
+            name,
+            self.dir.path(),
+            "listening on",
+            Duration::from_secs(60),
+        );
+        self.workers.push(p);
+        self.workers.len() - 1
+    }
+
+    /// Runs `client --coordinator URL --store STORE --json ARGS` and returns its JSON.
+    pub fn client(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.client_raw(args);
+        assert!(
+            out.status.success(),
+            "client {args:?} failed: {}\ncoordinator log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.coordinator
+                .as_ref()
+                .map(Proc::log_text)
+                .unwrap_or_default()
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "client {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs the client and returns its raw output, whatever the exit status.
+    pub fn client_raw(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(binary("client"));
+        cmd.args([
+            "--coordinator",
+            &self.url(),
+            "--store",
+            &self.store,
+            "--json",
+        ])
+        .args(args);
+        self.env(&mut cmd);
+        cmd.stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// The `status --json` trials of `sweep`.
+    pub fn trials(&self, sweep: &str) -> Vec<serde_json::Value> {
+        self.client(&["status", sweep])["trials"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Waits until every trial of `sweep` is in a final state; returns the trials.
+    pub fn wait_done(&self, sweep: &str, timeout: Duration) -> Vec<serde_json::Value> {
+        wait_for(timeout, &format!("sweep {sweep} to finish"), || {
+            let t = self.trials(sweep);
+            let done = t.iter().all(|t| {
+                ["succeeded", "failed", "cancelled"].contains(&t["state"].as_str().unwrap_or(""))
+            });
+            done.then_some(t)
+        })
     }
 }

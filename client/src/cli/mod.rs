@@ -1,0 +1,291 @@
+//! The command line: global flags (where the coordinator is, or where the embedded one
+//! keeps its files; `--json`) and one subcommand per thing a user does. The flags of
+//! `sweep` and the spec they describe are in `sweep`.
+
+mod sweep;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use sweep::{DataArgs, SweepArgs};
+
+/// wick client: starts hyperparameter sweeps, watches them, asks for forecasts and samples.
+///
+/// With --coordinator URL (or WICK_COORDINATOR) it talks to a running coordinator. Without
+/// it the client runs EMBEDDED: a coordinator and --workers workers start inside this
+/// process over a store in --home, serve this one command, and stop; the next command
+/// finds everything the earlier ones did, so `client sweep ...` then `client predict ...`
+/// works on a fresh clone with nothing else running.
+#[derive(Debug, Parser)]
+#[command(name = "client", version, propagate_version = true, after_long_help = EXAMPLES)]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Examples shown by `client --help`.
+const EXAMPLES: &str = "EXAMPLES:
+  # embedded: 2 covid trials (L = 12, 40) and 2 VAE trials (KL weight 1, 100)
+  export WICK_DATA=../shared/data
+  client sweep --l 12,40 --kl 1,100
+  client predict --country TW        # P(increase) for Taiwan from the best covid trial
+  client sample --n 16               # 16 faces from the best VAE, written as a PNG here
+  client list
+  client status s-1a2b3c
+  client best --task vae --kl 1
+
+  # cluster: a running coordinator, and the store its workers read (for the upload)
+  client --coordinator http://10.0.0.5:50051 --store s3://wick sweep --data ./data --l 12,40";
+
+/// Flags every command takes (before or after the command name).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Global {
+    /// Coordinator to talk to, e.g. http://127.0.0.1:50051. Without it the client runs
+    /// embedded: a coordinator and workers inside this process, over the store in --home.
+    #[arg(long, env = "WICK_COORDINATOR", global = true, value_name = "URL")]
+    pub coordinator: Option<String>,
+    /// [embedded] Folder for the store (home/store) and the workers' data cache
+    /// (home/cache); every embedded command with the same --home sees the same sweeps.
+    #[arg(
+        long,
+        env = "WICK_HOME",
+        default_value = "./.wick",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub home: PathBuf,
+    /// [embedded] Workers to start inside this process (each trains one trial at a time).
+    #[arg(long, default_value_t = 1, global = true, value_name = "N")]
+    pub workers: u32,
+    /// [embedded] Device the embedded workers train on: cpu, cuda:N or auto.
+    #[arg(long, default_value = "cpu", global = true)]
+    pub device: String,
+    /// [cluster] Store URL the coordinator and workers use (s3://bucket/prefix,
+    /// file:///path); needed only to upload local data with `sweep --data DIR`.
+    #[arg(long, env = "WICK_STORE", global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// Print one JSON document on stdout (and nothing else there) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a grid of trials: uploads the data, submits, and watches until every trial ends.
+    Sweep(Box<SweepArgs>),
+    /// Follow a running sweep with progress bars until every trial ends.
+    Watch {
+        /// Sweep id (a unique prefix is enough).
+        sweep: String,
+    },
+    /// Every sweep, newest first, with its trial counts.
+    List,
+    /// One sweep's trials: state, epoch, worker, metrics.
+    Status {
+        /// Sweep id (a unique prefix is enough).
+        sweep: String,
+    },
+    /// Cancel every unfinished trial of a sweep.
+    Cancel {
+        /// Sweep id (a unique prefix is enough).
+        sweep: String,
+    },
+    /// The best finished trial(s): highest best test accuracy (covid), lowest final
+    /// negative ELBO (vae).
+    Best(BestArgs),
+    /// P(next day's new cases increase) per country, from a covid trial.
+    Predict(PredictArgs),
+    /// Faces sampled from a VAE trial's prior, as one PNG grid.
+    Sample(SampleArgs),
+    /// Images passed through a VAE trial (originals over reconstructions), as one PNG.
+    Reconstruct(ReconstructArgs),
+    /// The decoded path between two images' latent codes, as one PNG strip.
+    Interpolate(InterpolateArgs),
+    /// A trial's files in the store: pictures, forecasts, the model.
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
+}
+
+/// Which tasks a sweep runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskChoice {
+    /// COVID-19 next-day-increase classifiers only.
+    Covid,
+    /// Face VAEs only.
+    Vae,
+    /// Both.
+    Both,
+}
+
+/// One coursework task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    /// COVID-19 next-day-increase classifier.
+    Covid,
+    /// Face VAE.
+    Vae,
+}
+
+impl Task {
+    /// The protocol's name of the task.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Covid => "covid",
+            Task::Vae => "vae",
+        }
+    }
+}
+/// Flags of `best`.
+#[derive(Debug, Args)]
+pub struct BestArgs {
+    /// Only this task [default: the best of each].
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    /// [vae] Only trials with this KL weight.
+    #[arg(long)]
+    pub kl: Option<f64>,
+    /// Look in this sweep [default: the newest sweep with a finished trial of the task].
+    #[arg(long)]
+    pub sweep: Option<String>,
+}
+
+/// Flags of `predict`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["country", "all", "map"]))]
+#[command(after_long_help = "EXAMPLES:
+  client predict --country TW            # Taiwan, from the best covid trial
+  client predict --country 'Korea, South' --trial t-0123456789abcdef
+  client predict --all                   # every country, most likely increase first
+  client predict --map world.svg         # the world map (world.png for a PNG)")]
+pub struct PredictArgs {
+    /// Country: ISO 3166 alpha-2 code (TW) or name as in the data (Taiwan*).
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Every country.
+    #[arg(long)]
+    pub all: bool,
+    /// Also draw every country's probability on a world map: SVG, or PNG when FILE ends
+    /// in .png.
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+    /// Covid trial to use [default: the best one].
+    #[arg(long)]
+    pub trial: Option<String>,
+}
+
+/// Flags of `sample`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:
+  client sample --n 16                   # writes samples-<trial>.png here, prints its path
+  client sample --n 64 --seed 7 --out faces.png --trial t-0123456789abcdef")]
+pub struct SampleArgs {
+    /// Number of faces.
+    #[arg(long, default_value_t = 16)]
+    pub n: u32,
+    /// PNG file for the grid [default: samples-<trial>.png in the current folder].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Seed of z ~ N(0, I): the same seed draws the same faces.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// VAE trial to use [default: the best one].
+    #[arg(long)]
+    pub trial: Option<String>,
+}
+
+/// Flags of `reconstruct`.
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    /// PNG or JPEG images to pass through the VAE.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// PNG file for the grid [default: reconstructions-<trial>.png in the current folder].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// VAE trial to use [default: the best one].
+    #[arg(long)]
+    pub trial: Option<String>,
+}
+
+/// Flags of `interpolate`.
+#[derive(Debug, Args)]
+pub struct InterpolateArgs {
+    /// First image (PNG or JPEG).
+    #[arg(long, value_name = "IMG")]
+    pub a: PathBuf,
+    /// Second image (PNG or JPEG).
+    #[arg(long, value_name = "IMG")]
+    pub b: PathBuf,
+    /// Images in the strip, both ends included.
+    #[arg(long, default_value_t = 11)]
+    pub steps: u32,
+    /// PNG file for the strip [default: interpolation-<trial>.png in the current folder].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// VAE trial to use [default: the best one].
+    #[arg(long)]
+    pub trial: Option<String>,
+}
+
+/// `artifacts ls` and `artifacts get`.
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsCommand {
+    /// List a trial's files with their sizes.
+    Ls {
+        /// Trial id.
+        trial: String,
+    },
+    /// Download one file of a trial.
+    Get {
+        /// Trial id.
+        trial: String,
+        /// File name as listed by `artifacts ls` (e.g. plots/world_map.svg).
+        name: String,
+        /// Where to write it [default: its file name in the current folder].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_the_parser() {
+        let bad = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied()))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(&["sweep", "--l", "12,x"]).contains("--l"));
+        assert!(bad(&["sweep", "--cell", "lstm,tcn"]).contains("rnn, lstm or gru"));
+        assert!(bad(&["sweep", "--split", "later"]).contains("random"));
+        assert!(bad(&["predict"]).contains("--country"));
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_command() {
+        let a = parse(&["--home", "/h", "--json", "sample", "--n", "16"]);
+        let b = parse(&["sample", "--n", "16", "--home", "/h", "--json"]);
+        for cli in [a, b] {
+            assert!(cli.global.json);
+            assert_eq!(cli.global.home, PathBuf::from("/h"));
+            let Command::Sample(s) = cli.command else {
+                panic!()
+            };
+            assert_eq!((s.n, s.seed, s.out), (16, 0, None));
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The flags of `sweep`: the grid (every list takes commas, `--l 12,40`, or repeats,
+//! `--l 12 --l 40`; a value given twice counts once, so a grid never holds the same trial
+//! twice), which tasks it runs, and where its data is; and the protocol's `SweepSpec` they
+//! describe.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use wick_common::trial::Cell;
+use wick_proto::v1::{DataRef, SweepSpec};
+
+use super::{Task, TaskChoice};
+
+/// Flags of `sweep`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:
+  # covid trials for L = 12 and 40, VAE trials for KL weight 1 and 100
+  client sweep --data ../shared/data --l 12,40 --kl 1,100
+  # every cell at two window lengths, covid only
+  client sweep --data ../shared/data --cell rnn,lstm,gru --l 20,40 --epochs 200
+  # the KL comparison of the coursework at two image sizes and two seeds
+  client sweep --data ../shared/data --kl 0,1,100 --size 28,64 --seed 0,1 --name kl-study
+  # workers download the CSV themselves
+  client sweep --covid-csv https://example.org/time_series_covid19_confirmed_global.csv
+  # a cluster: submit and return; follow later with `client watch ID`
+  client --coordinator http://HOST:50051 --store s3://bucket/wick sweep --data ./data --detach
+
+Every list takes commas or repeats. Submitting the same sweep again reuses finished
+trials and runs only what is missing or failed.")]
+pub struct SweepArgs {
+    /// Tasks to run [default: the tasks whose own knobs are given (--l/--cell/--split:
+    /// covid; --kl/--size/--limit: vae); both when none is].
+    #[arg(long, value_enum)]
+    pub task: Option<TaskChoice>,
+    /// [covid] Window lengths L (days of input) [default: 40].
+    #[arg(long, value_delimiter = ',', value_name = "L,...")]
+    pub l: Vec<u32>,
+    /// [covid] Recurrent cells: rnn, lstm, gru [default: lstm].
+    #[arg(long, value_delimiter = ',', value_name = "CELL,...")]
+    pub cell: Vec<Cell>,
+    /// Hidden units [default: rnn 32, lstm/gru 64, vae 400].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub hidden: Vec<u32>,
+    /// [vae] KL weights (0, 1 and 100 in the coursework) [default: 1].
+    #[arg(long, value_delimiter = ',', value_name = "X,...")]
+    pub kl: Vec<f64>,
+    /// [vae] Image sizes S (images are resized to S x S) [default: 28].
+    #[arg(long, value_delimiter = ',', value_name = "S,...")]
+    pub size: Vec<u32>,
+    /// Training epochs [default: covid 500, vae 30].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub epochs: Vec<u32>,
+    /// Adam learning rates [default: 0.001].
+    #[arg(long, value_delimiter = ',', value_name = "X,...")]
+    pub lr: Vec<f64>,
+    /// Seeds of split, weights, shuffles and noise [default: 0].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub seed: Vec<u64>,
+    /// [covid] 70/30 split of the windows: random (the coursework's) or time (the last
+    /// days of every country held out) [default: random].
+    #[arg(long, value_parser = ["random", "time"])]
+    pub split: Option<String>,
+    /// [vae] Train on the first N images only (0 = all) [default: 0].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Label shown by `client list`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where the data is.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print the sweep id and return at once instead of watching (needs --coordinator:
+    /// embedded servers stop when this process exits).
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// Where a sweep's data is, and how it gets into the store.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data folder holding covid/covid_19.csv and anime-faces/; what the sweep needs is
+    /// uploaded to the store once (content-addressed, skipped when already there). Or a
+    /// location in the store holding covid.csv and faces.tar: store:PREFIX, or a URL
+    /// under --store.
+    #[arg(long, env = "WICK_DATA", value_name = "DIR|store:PREFIX")]
+    pub data: Option<String>,
+    /// COVID-19 cumulative-cases CSV instead of DIR/covid/covid_19.csv: a local file
+    /// (uploaded), an http(s) URL (each worker downloads it once), or store:KEY.
+    #[arg(long, value_name = "FILE|URL|store:KEY")]
+    pub covid_csv: Option<String>,
+    /// Folder of PNG/JPEG faces instead of DIR/anime-faces (uploaded as one tar), or
+    /// store:KEY of such a tar.
+    #[arg(long, value_name = "DIR|store:KEY")]
+    pub faces: Option<String>,
+}
+
+/// `values` without repeats, first occurrence kept (`eq` decides what a repeat is).
+fn dedup<T: Clone>(values: &[T], eq: impl Fn(&T, &T) -> bool) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.iter().any(|o| eq(o, v)) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+impl SweepArgs {
+    /// The tasks this sweep runs (see `--task`); a task-specific knob given for a task
+    /// that is not run is an error rather than silently ignored.
+    pub fn tasks(&self) -> Result<Vec<Task>> {
+        let covid_knobs = !self.l.is_empty() || !self.cell.is_empty() || self.split.is_some();
+        let vae_knobs = !self.kl.is_empty() || !self.size.is_empty() || self.limit.is_some();
+        let tasks = match self.task {
+            Some(TaskChoice::Covid) => vec![Task::Covid],
+            Some(TaskChoice::Vae) => vec![Task::Vae],
+            Some(TaskChoice::Both) => vec![Task::Covid, Task::Vae],
+            None if covid_knobs && !vae_knobs => vec![Task::Covid],
+            None if vae_knobs && !covid_knobs => vec![Task::Vae],
+            None => vec![Task::Covid, Task::Vae],
+        };
+        if !tasks.contains(&Task::Covid) && covid_knobs {
+            bail!(
+                "--l, --cell and --split apply to covid trials only; drop them or use --task covid|both"
+            );
+        }
+        if !tasks.contains(&Task::Vae) && vae_knobs {
+            bail!(
+                "--kl, --size and --limit apply to vae trials only; drop them or use --task vae|both"
+            );
+        }
+        Ok(tasks)
+    }
+
+    /// The protocol's spec of this grid, with `data` saying where the data is.
+    pub fn spec(&self, data: DataRef) -> Result<SweepSpec> {
+        let tasks = self.tasks()?;
+        let same_f64 = |a: &f64, b: &f64| a.to_bits() == b.to_bits();
+        Ok(SweepSpec {
+            tasks: tasks.iter().map(|t| t.as_str().to_string()).collect(),
+            l: dedup(&self.l, PartialEq::eq),
+            cell: dedup(&self.cell, PartialEq::eq)
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+            hidden: dedup(&self.hidden, PartialEq::eq),
+            kl: dedup(&self.kl, same_f64),
+            size: dedup(&self.size, PartialEq::eq),
+            epochs: dedup(&self.epochs, PartialEq::eq),
+            lr: dedup(&self.lr, same_f64),
+            seed: dedup(&self.seed, PartialEq::eq),
+            data: Some(data),
+            split: self.split.clone().unwrap_or_default(),
+            limit: self.limit.unwrap_or(0),
+            name: self.name.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn sweep(args: &[&str]) -> SweepArgs {
+        let cli =
+            Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied())).unwrap();
+        match cli.command {
+            Command::Sweep(s) => *s,
+            other => panic!("not a sweep: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_card_example_parses_into_both_tasks() {
+        let s = sweep(&["sweep", "--l", "12,40", "--kl", "1,100"]);
+        let spec = s.spec(DataRef::default()).unwrap();
+        assert_eq!(spec.tasks, vec!["covid", "vae"]);
+        assert_eq!(spec.l, vec![12, 40]);
+        assert_eq!(spec.kl, vec![1.0, 100.0]);
+        assert!(spec.epochs.is_empty() && spec.cell.is_empty() && spec.split.is_empty());
+    }
+
+    #[test]
+    fn lists_take_commas_and_repeats_without_duplicates() {
+        let s = sweep(&[
+            "sweep",
+            "--cell",
+            "rnn,lstm",
+            "--cell",
+            "gru,rnn",
+            "--epochs",
+            "2",
+            "--kl",
+            "1",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.01,1e-3",
+            "--seed",
+            "0,1,0",
+        ]);
+        let spec = s.spec(DataRef::default()).unwrap();
+        assert_eq!(spec.cell, vec!["rnn", "lstm", "gru"]);
+        assert_eq!(spec.epochs, vec![2]);
+        assert_eq!(spec.lr, vec![0.01, 0.001]);
+        assert_eq!(spec.seed, vec![0, 1]);
+        assert_eq!(spec.tasks, vec!["covid", "vae"]);
+    }
+
+    #[test]
+    fn tasks_follow_the_knobs_given() {
+        assert_eq!(
+            sweep(&["sweep", "--l", "12"]).tasks().unwrap(),
+            vec![Task::Covid]
+        );
+        assert_eq!(
+            sweep(&["sweep", "--size", "64"]).tasks().unwrap(),
+            vec![Task::Vae]
+        );
+        assert_eq!(sweep(&["sweep"]).tasks().unwrap().len(), 2);
+        let e = sweep(&["sweep", "--task", "covid", "--kl", "1"])
+            .tasks()
+            .unwrap_err();
+        assert!(e.to_string().contains("--task vae|both"), "{e}");
+    }
+}

@@ -1,0 +1,345 @@
+//! The coordinator's core: the state machine behind one lock, the store, the event bus
+//! and the inference router. Each operation plans a transition under the lock, writes it
+//! to the store, then applies and announces it, so an answer is only sent once its change
+//! is durable. The gRPC services are thin layers over these methods.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Mutex, broadcast, watch};
+use wick_common::store::{Store, keys};
+use wick_proto::v1::{
+    Assignment, CompleteParams, DataRef, FailParams, LeaseResult, ProgressParams, RegisterParams,
+    RegisterResult, SubmitSweepResult, SweepSpec, SweepStatus, SweepSummary, TrialStatus,
+};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::{Events, Published};
+use crate::inference::Router;
+use crate::records::TrialState;
+use crate::state::{Change, State, status};
+use crate::{grid, persist};
+
+/// Everything the services share.
+pub struct Coordinator {
+    /// Runtime settings.
+    pub config: Config,
+    /// The object store.
+    pub store: Store,
+    /// The state machine; held across the store writes of a transition.
+    state: Mutex<State>,
+    /// Sweep event fan-out.
+    pub events: Events,
+    /// Routes inference calls to workers.
+    pub router: Router,
+    /// Turns true when the coordinator is stopping (ends watches and the reaper).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A random hex token for lease and worker ids: unguessable, so a worker cannot forge
+/// another's lease by accident.
+fn token(prefix: &str) -> String {
+    format!("{prefix}-{:032x}", rand::random::<u128>())
+}
+
+impl Coordinator {
+    /// Opens the coordinator over `store`, loading what an earlier one persisted.
+    pub async fn open(
+        config: Config,
+        store: Store,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Coordinator> {
+        let mut state = State::new(config.lease_ttl, config.max_attempts);
+        persist::load_all(&store, &mut state, Instant::now()).await?;
+        Ok(Coordinator {
+            config,
+            store,
+            state: Mutex::new(state),
+            events: Events::default(),
+            router: Router::default(),
+            shutdown,
+        })
+    }
+
+    /// Applies persisted changes and announces them.
+    fn commit(&self, st: &mut State, changes: Vec<Change>) {
+        for c in &changes {
+            self.events.publish(&c.trial, c.kind);
+        }
+        st.apply(changes);
+    }
+
+    /// Expands and queues a sweep.
+    pub async fn submit(&self, spec: SweepSpec) -> Result<SubmitSweepResult> {
+        let configs = grid::expand(&spec)?;
+        let sweep_id = grid::sweep_id(&configs, &spec);
+        let mut st = self.state.lock().await;
+        let plan = st.submit(&spec, configs, &sweep_id, now_ms());
+        persist::save_submit(&self.store, &plan).await?;
+        let queued = plan.changes.len() as u32;
+        let trial_ids = plan.sweep.record.trial_ids.clone();
+        tracing::info!(sweep = %sweep_id, trials = trial_ids.len(), queued, "sweep submitted");
+        for c in &plan.changes {
+            self.events.publish(&c.trial, c.kind);
+        }
+        st.apply_submit(plan);
+        Ok(SubmitSweepResult {
+            sweep_id,
+            trial_ids,
+            queued,
+        })
+    }
+
+    /// Every sweep, newest first.
+    pub async fn list(&self) -> Vec<SweepSummary> {
+        let st = self.state.lock().await;
+        st.sweeps_newest_first()
+            .into_iter()
+            .map(|s| st.summary(s))
+            .collect()
+    }
+
+    /// One sweep with its trials.
+    pub async fn get(&self, sweep_id: &str) -> Result<SweepStatus> {
+        let st = self.state.lock().await;
+        let s = st.sweep(sweep_id)?;
+        Ok(SweepStatus {
+            sweep_id: s.record.sweep_id.clone(),
+            spec: Some(s.spec.clone()),
+            trials: st.trials_of(s).map(status).collect(),
+            created_ms: s.record.created_ms,
+        })
+    }
+
+    /// A sweep's full id, its trials' statuses and a subscription to later events, taken
+    /// together under the lock.
+    pub async fn snapshot(
+        &self,
+        sweep_id: &str,
+    ) -> Result<(
+        String,
+        Vec<TrialStatus>,
+        broadcast::Receiver<Arc<Published>>,
+    )> {
+        let st = self.state.lock().await;
+        let s = st.sweep(sweep_id)?;
+        let trials = st.trials_of(s).map(status).collect();
+        Ok((s.record.sweep_id.clone(), trials, self.events.subscribe()))
+    }
+
+    /// Cancels a sweep's unfinished trials; returns how many.
+    pub async fn cancel(&self, sweep_id: &str) -> Result<u32> {
+        let mut st = self.state.lock().await;
+        let changes = st.cancel(sweep_id)?;
+        persist::save_changes(&self.store, &changes).await?;
+        let n = changes.len() as u32;
+        tracing::info!(sweep = %sweep_id, cancelled = n, "sweep cancelled");
+        self.commit(&mut st, changes);
+        Ok(n)
+    }
+
+    /// The best succeeded trial (see `State::best`).
+    pub async fn best(&self, sweep_id: &str, task: &str, kl: Option<f64>) -> Result<TrialStatus> {
+        let st = self.state.lock().await;
+        st.best(sweep_id, task, kl).map(status)
+    }
+
+    /// The full id of the trial an inference call uses: `trial_id` (or a prefix of it),
+    /// which must be a succeeded trial of `task`, or the best one of `task`.
+    pub async fn inference_trial(&self, trial_id: &str, task: &str, rpc: &str) -> Result<String> {
+        let st = self.state.lock().await;
+        if trial_id.is_empty() {
+            return Ok(st.best("", task, None)?.id().to_string());
+        }
+        let t = st.trial(trial_id)?;
+        if t.config.task() != task {
+            return Err(Error::FailedPrecondition(format!(
+                "trial {} is a {} trial; {rpc} needs a {task} trial (leave --trial out to use the best {task} trial)",
+                t.id(),
+                t.config.task()
+            )));
+        }
+        if t.record.state != TrialState::Succeeded {
+            return Err(Error::FailedPrecondition(format!(
+                "trial {} is {} and has no final model; wait for it to succeed or pick another (`client best`)",
+                t.id(),
+                t.record.state.as_str()
+            )));
+        }
+        Ok(t.id().to_string())
+    }
+
+    /// Inference addresses of the live workers.
+    pub async fn inference_addrs(&self) -> Vec<String> {
+        self.state.lock().await.inference_addrs(Instant::now())
+    }
+
+    /// The full id of a known trial.
+    pub async fn trial_id(&self, trial_id: &str) -> Result<String> {
+        Ok(self.state.lock().await.trial(trial_id)?.id().to_string())
+    }
+
+    /// Registers a worker.
+    pub async fn register(&self, p: &RegisterParams) -> RegisterResult {
+        let worker_id = token("w");
+        self.state
+            .lock()
+            .await
+            .register(&worker_id, p, Instant::now());
+        tracing::info!(worker = %p.name, worker_id = %worker_id, device = %p.device, slots = p.slots, inference = %p.inference_addr, "worker registered");
+        RegisterResult {
+            worker_id,
+            heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            lease_ttl_ms: self.config.lease_ttl.as_millis() as u64,
+        }
+    }
+
+    /// Leases the next queued trial to a worker.
+    pub async fn lease(&self, worker_id: &str) -> Result<LeaseResult> {
+        let mut st = self.state.lock().await;
+        let now = Instant::now();
+        st.touch_worker(worker_id, now)?;
+        let lease_id = token("l");
+        let Some(change) = st.lease(worker_id, &lease_id, now)? else {
+            return Ok(LeaseResult { assignment: None });
+        };
+        persist::save_trial(&self.store, &change.trial.record).await?;
+        let t = &change.trial;
+        let r = &t.record;
+        tracing::info!(trial = %r.trial_id, worker = %r.worker, attempt = r.attempts, from_epoch = r.checkpoint_epoch, "trial leased");
+        let assignment = Assignment {
+            trial_id: r.trial_id.clone(),
+            lease_id,
+            config_json: serde_json::to_string(&t.config).unwrap_or_default(),
+            data: Some(DataRef::from(&r.data)),
+            attempt: r.attempts,
+            resume_checkpoint: r.checkpoint.clone().unwrap_or_default(),
+        };
+        self.commit(&mut st, vec![change]);
+        Ok(LeaseResult {
+            assignment: Some(assignment),
+        })
+    }
+
+    /// Renews leases; returns the revoked ones.
+    pub async fn heartbeat(&self, worker_id: &str, lease_ids: &[String]) -> Vec<String> {
+        self.state
+            .lock()
+            .await
+            .heartbeat(worker_id, lease_ids, Instant::now())
+    }
+
+    /// Records one epoch under a valid lease.
+    pub async fn progress(&self, p: &ProgressParams) -> Result<()> {
+        let mut st = self.state.lock().await;
+        let (change, metrics) = st.progress(p, Instant::now()).inspect_err(|e| {
+            tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
+        })?;
+        persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics).await?;
+        persist::save_trial(&self.store, &change.trial.record).await?;
+        self.commit(&mut st, vec![change]);
+        Ok(())
+    }
+
+    /// Promotes a trial's staged artifacts and marks it succeeded, under a valid lease.
+    pub async fn complete(&self, p: &CompleteParams) -> Result<()> {
+        let mut st = self.state.lock().await;
+        let (change, summary) = st.complete(p, Instant::now()).inspect_err(|e| {
+            tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "completion refused: {e}");
+        })?;
+        let written = persist::promote(&self.store, &p.trial_id, &p.staging_prefix).await?;
+        persist::save_summary(&self.store, &p.trial_id, &summary).await?;
+        persist::save_trial(&self.store, &change.trial.record).await?;
+        tracing::info!(trial = %p.trial_id, worker = %change.trial.record.worker, artifacts = written.len(), "trial succeeded");
+        self.commit(&mut st, vec![change]);
+        Ok(())
+    }
+
+    /// Records a failure (or a hand-back) under a valid lease.
+    pub async fn fail(&self, p: &FailParams) -> Result<()> {
+        let mut st = self.state.lock().await;
+        let change = st.fail(p, Instant::now())?;
+        persist::save_trial(&self.store, &change.trial.record).await?;
+        tracing::warn!(trial = %p.trial_id, worker = %change.trial.record.worker, retryable = p.retryable, "trial failed: {}", p.message);
+        self.commit(&mut st, vec![change]);
+        Ok(())
+    }
+
+    /// Takes back expired leases (called by the reaper every heartbeat interval).
+    pub async fn reap(&self) -> Result<()> {
+        let mut st = self.state.lock().await;
+        let now = Instant::now();
+        st.prune_workers(now);
+        let changes = st.expired(now);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        persist::save_changes(&self.store, &changes).await?;
+        for c in &changes {
+            tracing::warn!(trial = %c.trial.id(), worker = %c.trial.record.worker, "lease expired: {}", c.trial.record.message);
+        }
+        self.commit(&mut st, changes);
+        Ok(())
+    }
+
+    /// Names and sizes of a trial's artifacts (everything under `trials/<id>/` but the
+    /// staging area of running attempts).
+    pub async fn list_artifacts(&self, trial_id: &str) -> Result<Vec<(String, u64)>> {
+        let id = self.trial_id(trial_id).await?;
+        let dir = keys::trial_dir(&id);
+        Ok(self
+            .store
+            .list(&dir)
+            .await?
+            .into_iter()
+            .filter_map(|(k, size)| k.strip_prefix(&dir).map(|n| (n.to_string(), size)))
+            .filter(|(n, _)| !n.starts_with("staging/"))
+            .collect())
+    }
+
+    /// One artifact's bytes, up to `max` bytes.
+    pub async fn get_artifact(&self, trial_id: &str, name: &str, max: u64) -> Result<bytes::Bytes> {
+        if name.is_empty()
+            || name.starts_with('/')
+            || name.split('/').any(|p| p == ".." || p.is_empty())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "artifact name '{name}' is not a path under trials/<id>/ (e.g. plots/samples.png)"
+            )));
+        }
+        let id = self.trial_id(trial_id).await?;
+        let key = format!("{}{name}", keys::trial_dir(&id));
+        let parent = key
+            .rsplit_once('/')
+            .map(|(p, _)| format!("{p}/"))
+            .unwrap_or_default();
+        let not_found = || {
+            Error::NotFound(format!(
+                "trial {id} has no artifact '{name}'; list them with `client artifacts ls {id}`"
+            ))
+        };
+        let size = self
+            .store
+            .list(&parent)
+            .await?
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .ok_or_else(not_found)?
+            .1;
+        if size > max {
+            return Err(Error::ResourceExhausted(format!(
+                "artifact '{name}' is {size} bytes, above the {max}-byte limit of GetArtifact; read {key} from the store ({}) directly",
+                self.store.url()
+            )));
+        }
+        self.store.get(&key).await?.ok_or_else(not_found)
+    }
+}

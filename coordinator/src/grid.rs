@@ -1,0 +1,410 @@
+//! Expansion of a sweep spec into its trials: the grid over every knob that applies to
+//! each task (L-type knobs to covid, KL-type to vae), with each task's defaults for the
+//! knobs left empty, every configuration validated, and the sweep's id derived from its
+//! trial ids and data so that resubmitting the same sweep names the same trials.
+
+use std::collections::HashSet;
+
+use wick_common::ids;
+use wick_common::trial::{Cell, CovidConfig, TrialConfig, VaeConfig};
+use wick_proto::v1::SweepSpec;
+
+use crate::error::{Error, Result};
+
+/// Most trials one sweep may hold: a larger grid is almost always a typo in a list.
+pub const MAX_TRIALS: u64 = 10_000;
+
+/// Defaults of the knobs a sweep spec cannot carry; they match `worker train`'s.
+const COVID_BATCH: usize = 64;
+const COVID_THRESHOLD: f64 = 0.7;
+const COVID_START: &str = "2020-03-01";
+const VAE_BATCH: usize = 128;
+const VAE_LATENT: usize = 50;
+
+fn invalid(msg: String) -> Error {
+    Error::InvalidArgument(format!("invalid sweep: {msg}"))
+}
+
+/// The list given, or the default when it is empty.
+fn or<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
+    if given.is_empty() {
+        default.to_vec()
+    } else {
+        given.to_vec()
+    }
+}
+
+/// Which tasks the spec runs: those named, else those a task-specific knob was given
+/// for, else both.
+fn tasks(spec: &SweepSpec) -> Result<(bool, bool)> {
+    if !spec.tasks.is_empty() {
+        let (mut covid, mut vae) = (false, false);
+        for t in &spec.tasks {
+            match t.trim().to_ascii_lowercase().as_str() {
+                "covid" => covid = true,
+                "vae" => vae = true,
+                "both" => (covid, vae) = (true, true),
+                other => {
+                    return Err(invalid(format!(
+                        "unknown task '{other}'; use covid, vae or both"
+                    )));
+                }
+            }
+        }
+        return Ok((covid, vae));
+    }
+    let covid_knob = !spec.l.is_empty() || !spec.cell.is_empty() || !spec.split.is_empty();
+    let vae_knob = !spec.kl.is_empty() || !spec.size.is_empty() || spec.limit > 0;
+    Ok(match (covid_knob, vae_knob) {
+        (true, false) => (true, false),
+        (false, true) => (false, true),
+        _ => (true, true),
+    })
+}
+
+/// Trials the grid would hold, computed before building it so a huge grid is refused
+/// without allocating it.
+fn count(spec: &SweepSpec, covid: bool, vae: bool) -> u64 {
+    let n = |len: usize| (len.max(1)) as u64;
+    let shared = n(spec.hidden.len())
+        .saturating_mul(n(spec.epochs.len()))
+        .saturating_mul(n(spec.lr.len()))
+        .saturating_mul(n(spec.seed.len()));
+    let c = if covid {
+        n(spec.l.len())
+            .saturating_mul(n(spec.cell.len()))
+            .saturating_mul(shared)
+    } else {
+        0
+    };
+    let v = if vae {
+        n(spec.kl.len())
+            .saturating_mul(n(spec.size.len()))
+            .saturating_mul(shared)
+    } else {
+        0
+    };
+    c.saturating_add(v)
+}
+
+fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
+    let cells = or(&spec.cell, &["lstm".to_string()])
+        .iter()
+        .map(|c| c.parse::<Cell>().map_err(|e| invalid(format!("cell: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let split = if spec.split.is_empty() {
+        "random".to_string()
+    } else {
+        spec.split.clone()
+    };
+    for &l in &or(&spec.l, &[40]) {
+        for &cell in &cells {
+            for &hidden in &or(&spec.hidden, &[cell.default_hidden() as u32]) {
+                for &epochs in &or(&spec.epochs, &[500]) {
+                    for &lr in &or(&spec.lr, &[1e-3]) {
+                        for &seed in &or(&spec.seed, &[0]) {
+                            out.push(TrialConfig::Covid(CovidConfig {
+                                cell,
+                                hidden: hidden as usize,
+                                l: l as usize,
+                                epochs: epochs as usize,
+                                lr,
+                                batch: COVID_BATCH,
+                                seed,
+                                threshold: COVID_THRESHOLD,
+                                start: COVID_START.into(),
+                                split: split.clone(),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn vae_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) {
+    for &kl_weight in &or(&spec.kl, &[1.0]) {
+        for &size in &or(&spec.size, &[28]) {
+            for &hidden in &or(&spec.hidden, &[400]) {
+                for &epochs in &or(&spec.epochs, &[30]) {
+                    for &lr in &or(&spec.lr, &[1e-3]) {
+                        for &seed in &or(&spec.seed, &[0]) {
+                            out.push(TrialConfig::Vae(VaeConfig {
+                                kl_weight,
+                                size,
+                                epochs: epochs as usize,
+                                lr,
+                                batch: VAE_BATCH,
+                                seed,
+                                hidden: hidden as usize,
+                                latent: VAE_LATENT,
+                                limit: spec.limit as usize,
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every trial of `spec`, in grid order (covid first, then vae; the first knob varies
+/// slowest), duplicates removed, each validated. Refuses an empty grid, one above
+/// [`MAX_TRIALS`], a bad value (naming the knob) and a task without its data.
+pub fn expand(spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
+    let (covid, vae) = tasks(spec)?;
+    let n = count(spec, covid, vae);
+    if n == 0 {
+        return Err(invalid(
+            "the grid holds no trial; name a task (covid, vae or both)".into(),
+        ));
+    }
+    if n > MAX_TRIALS {
+        return Err(invalid(format!(
+            "the grid holds {n} trials, above the limit of {MAX_TRIALS}; give fewer values per knob or split it into several sweeps"
+        )));
+    }
+    let data = spec.data.clone().unwrap_or_default();
+    if covid && data.covid_csv.is_empty() {
+        return Err(invalid("covid trials need data: set data.covid_csv (client: --data DIR or --covid-csv FILE|URL)".into()));
+    }
+    if vae && data.faces.is_empty() {
+        return Err(invalid(
+            "vae trials need data: set data.faces (client: --data DIR or --faces DIR)".into(),
+        ));
+    }
+    let mut all = Vec::with_capacity(n as usize);
+    if covid {
+        covid_trials(spec, &mut all)?;
+    }
+    if vae {
+        vae_trials(spec, &mut all);
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(all.len());
+    for config in all {
+        config
+            .validate()
+            .map_err(|e| invalid(format!("{} trial: {e}", config.task())))?;
+        if seen.insert(ids::trial_id(&config)) {
+            out.push(config);
+        }
+    }
+    Ok(out)
+}
+
+/// The sweep id of these trials over this data: the same grid on the same data is the
+/// same sweep, whatever order the values were given in.
+pub fn sweep_id(configs: &[TrialConfig], spec: &SweepSpec) -> String {
+    let mut trial_ids: Vec<String> = configs.iter().map(ids::trial_id).collect();
+    trial_ids.sort();
+    let data = spec.data.clone().unwrap_or_default();
+    ids::sweep_id(&format!(
+        "{}|covid_csv={}|faces={}",
+        trial_ids.join(","),
+        data.covid_csv,
+        data.faces
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wick_proto::v1::DataRef;
+
+    fn spec() -> SweepSpec {
+        SweepSpec {
+            data: Some(DataRef {
+                covid_csv: "data/sha256-aa/covid.csv".into(),
+                faces: "data/sha256-bb/faces.tar".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn err(s: &SweepSpec) -> String {
+        match expand(s) {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_card_example_gives_two_covid_and_two_vae_trials() {
+        let s = SweepSpec {
+            l: vec![12, 40],
+            kl: vec![1.0, 100.0],
+            ..spec()
+        };
+        let t = expand(&s).unwrap();
+        assert_eq!(t.iter().filter(|c| c.task() == "covid").count(), 2);
+        assert_eq!(t.iter().filter(|c| c.task() == "vae").count(), 2);
+        let ids: HashSet<String> = t.iter().map(ids::trial_id).collect();
+        assert_eq!(ids.len(), 4);
+        let TrialConfig::Covid(c) = &t[0] else {
+            panic!("covid first")
+        };
+        assert_eq!(
+            (c.l, c.cell, c.hidden, c.epochs, c.seed),
+            (12, Cell::Lstm, 64, 500, 0)
+        );
+        let TrialConfig::Vae(v) = &t[3] else {
+            panic!("vae last")
+        };
+        assert_eq!(
+            (v.kl_weight, v.size, v.hidden, v.epochs),
+            (100.0, 28, 400, 30)
+        );
+        // The same grid in another order is the same sweep.
+        let again = SweepSpec {
+            l: vec![40, 12],
+            kl: vec![100.0, 1.0],
+            ..spec()
+        };
+        assert_eq!(sweep_id(&t, &s), sweep_id(&expand(&again).unwrap(), &again));
+    }
+
+    #[test]
+    fn tasks_follow_the_knobs_given() {
+        let only_covid = expand(&SweepSpec {
+            l: vec![12],
+            ..spec()
+        })
+        .unwrap();
+        assert!(only_covid.iter().all(|c| c.task() == "covid") && only_covid.len() == 1);
+        let only_vae = expand(&SweepSpec {
+            kl: vec![0.0, 1.0, 100.0],
+            ..spec()
+        })
+        .unwrap();
+        assert!(only_vae.iter().all(|c| c.task() == "vae") && only_vae.len() == 3);
+        let both = expand(&spec()).unwrap();
+        assert_eq!(
+            both.iter().map(|c| c.task()).collect::<Vec<_>>(),
+            ["covid", "vae"]
+        );
+        let named = expand(&SweepSpec {
+            tasks: vec!["vae".into()],
+            l: vec![12],
+            ..spec()
+        })
+        .unwrap();
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].task(), "vae");
+    }
+
+    #[test]
+    fn hidden_defaults_per_cell_and_duplicates_collapse() {
+        let s = SweepSpec {
+            cell: vec!["rnn".into(), "gru".into()],
+            seed: vec![1, 1],
+            ..spec()
+        };
+        let t = expand(&s).unwrap();
+        let hidden: Vec<usize> = t
+            .iter()
+            .map(|c| match c {
+                TrialConfig::Covid(c) => c.hidden,
+                TrialConfig::Vae(_) => panic!("covid only"),
+            })
+            .collect();
+        assert_eq!(hidden, [32, 64]);
+        let s = SweepSpec {
+            kl: vec![1.0],
+            limit: 8,
+            epochs: vec![2],
+            ..spec()
+        };
+        let TrialConfig::Vae(v) = &expand(&s).unwrap()[0] else {
+            panic!("vae")
+        };
+        assert_eq!((v.limit, v.epochs), (8, 2));
+    }
+
+    #[test]
+    fn bad_values_name_the_knob() {
+        assert!(
+            err(&SweepSpec {
+                l: vec![0],
+                ..spec()
+            })
+            .contains("window length L")
+        );
+        assert!(
+            err(&SweepSpec {
+                cell: vec!["lstmx".into()],
+                ..spec()
+            })
+            .contains("rnn, lstm or gru")
+        );
+        assert!(
+            err(&SweepSpec {
+                kl: vec![-1.0],
+                ..spec()
+            })
+            .contains("KL weight")
+        );
+        assert!(
+            err(&SweepSpec {
+                size: vec![2],
+                ..spec()
+            })
+            .contains("image size")
+        );
+        assert!(
+            err(&SweepSpec {
+                epochs: vec![0],
+                ..spec()
+            })
+            .contains("epochs")
+        );
+        assert!(
+            err(&SweepSpec {
+                lr: vec![f64::NAN],
+                ..spec()
+            })
+            .contains("learning rate")
+        );
+        assert!(
+            err(&SweepSpec {
+                split: "later".into(),
+                ..spec()
+            })
+            .contains("split")
+        );
+        assert!(
+            err(&SweepSpec {
+                tasks: vec!["gan".into()],
+                ..spec()
+            })
+            .contains("covid, vae or both")
+        );
+        let no_data = SweepSpec {
+            kl: vec![1.0],
+            data: None,
+            ..spec()
+        };
+        assert!(err(&no_data).contains("data.faces"));
+    }
+
+    #[test]
+    fn grids_above_the_limit_are_refused_with_the_limit() {
+        let s = SweepSpec {
+            l: (1..=101).collect(),
+            seed: (0..100).collect(),
+            tasks: vec!["covid".into()],
+            ..spec()
+        };
+        let m = err(&s);
+        assert!(m.contains("10100") && m.contains("10000"), "{m}");
+        let s = SweepSpec {
+            l: (1..=100).collect(),
+            seed: (0..100).collect(),
+            tasks: vec!["covid".into()],
+            ..spec()
+        };
+        assert_eq!(expand(&s).unwrap().len(), 10_000);
+    }
+}

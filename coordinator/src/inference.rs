@@ -1,0 +1,86 @@
+//! Routing of inference calls to workers: each live worker that registered an inference
+//! address is tried in turn, over a channel opened lazily and kept for later calls; a
+//! worker that cannot be reached (UNAVAILABLE) is skipped for the next, while any other
+//! answer (a result, or an error about the request itself) is returned as is.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Response, Status};
+use wick_proto::v1::inference_client::InferenceClient;
+
+/// Largest message to or from a worker: image batches and all-country forecasts fit.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// How long to wait for a worker to accept a connection before trying the next.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one inference call may take (a cold model load included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Cached clients by worker address.
+#[derive(Default)]
+pub struct Router {
+    /// One lazily connected client per address; tonic reconnects it when needed.
+    clients: Mutex<HashMap<String, InferenceClient<Channel>>>,
+}
+
+impl Router {
+    fn client(&self, addr: &str) -> Result<InferenceClient<Channel>, Status> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let url = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "worker inference address '{addr}' is not a URL: {e}"
+                ))
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .connect_lazy();
+        let c = InferenceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        clients.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Calls `f` on the workers at `addrs` in turn until one answers.
+    pub async fn call<T, F, Fut>(&self, addrs: Vec<String>, f: F) -> Result<Response<T>, Status>
+    where
+        F: Fn(InferenceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        if addrs.is_empty() {
+            return Err(Status::unavailable(
+                "no live worker serves inference; start a worker with --listen",
+            ));
+        }
+        let mut last = String::new();
+        for addr in &addrs {
+            let result = match self.client(addr) {
+                Ok(c) => f(c).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.code() == Code::Unavailable => {
+                    tracing::warn!(worker = %addr, "inference call failed, trying the next worker: {}", e.message());
+                    last = format!("{addr}: {}", e.message());
+                }
+                other => return other,
+            }
+        }
+        Err(Status::unavailable(format!(
+            "no live worker could serve inference ({} tried; last: {last}); check the workers' --listen addresses",
+            addrs.len()
+        )))
+    }
+}

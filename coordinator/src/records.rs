@@ -1,0 +1,226 @@
+//! The coordinator's durable documents, as stored in the object store: a trial's record
+//! (`trials/<id>/state.json`), a sweep's record (`sweeps/<id>/state.json`) and spec
+//! (`sweeps/<id>/spec.json`), and a trial's data references (`trials/<id>/data.json`).
+//! Every field has a serde default so that a record written by an older coordinator
+//! still loads.
+
+use serde::{Deserialize, Serialize};
+use wick_proto::v1::{DataRef, SweepSpec};
+
+/// Where a trial is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialState {
+    /// Waiting for a worker.
+    #[default]
+    Queued,
+    /// Leased to a worker.
+    Running,
+    /// Finished, with its artifacts promoted.
+    Succeeded,
+    /// Gave up: its own error, or its leases were lost too often.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+impl TrialState {
+    /// Lower-case name, as in the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Queued => "queued",
+            TrialState::Running => "running",
+            TrialState::Succeeded => "succeeded",
+            TrialState::Failed => "failed",
+            TrialState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the trial will not change again unless resubmitted.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TrialState::Succeeded | TrialState::Failed | TrialState::Cancelled
+        )
+    }
+}
+
+/// A trial's data references (`trials/<id>/data.json`); mirrors the protocol's `DataRef`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataDoc {
+    /// Store key or URL of the COVID-19 CSV.
+    pub covid_csv: String,
+    /// Store key of the faces archive.
+    pub faces: String,
+}
+
+impl From<&DataRef> for DataDoc {
+    fn from(d: &DataRef) -> Self {
+        DataDoc {
+            covid_csv: d.covid_csv.clone(),
+            faces: d.faces.clone(),
+        }
+    }
+}
+
+impl From<&DataDoc> for DataRef {
+    fn from(d: &DataDoc) -> Self {
+        DataRef {
+            covid_csv: d.covid_csv.clone(),
+            faces: d.faces.clone(),
+        }
+    }
+}
+
+/// The durable record of one trial (`trials/<id>/state.json`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrialRecord {
+    /// Trial id, so the document describes itself.
+    pub trial_id: String,
+    /// Current state.
+    pub state: TrialState,
+    /// Leases granted so far (the current one included).
+    pub attempts: u32,
+    /// Leases that expired since the trial was last queued by a submission: the retry
+    /// budget is spent on these only, so a worker handing a trial back costs nothing.
+    pub lost_leases: u32,
+    /// The lease it runs under, while running; kept across a restart so its worker's
+    /// heartbeats and reports stay valid.
+    pub lease_id: Option<String>,
+    /// Name of the worker running it, or that ran it last.
+    pub worker: String,
+    /// Id of that worker.
+    pub worker_id: String,
+    /// Epochs completed, as last reported.
+    pub epoch: u32,
+    /// Epoch the current or last attempt resumed from (0 = from scratch).
+    pub resumed_from_epoch: u32,
+    /// Store key of the newest checkpoint reported under a valid lease.
+    pub checkpoint: Option<String>,
+    /// Epoch that checkpoint was written after.
+    pub checkpoint_epoch: u32,
+    /// Latest per-epoch metrics while running; the summary once succeeded.
+    pub metrics: Option<serde_json::Value>,
+    /// Why it failed or was retried.
+    pub message: String,
+    /// Where its data is.
+    pub data: DataDoc,
+}
+
+/// The durable record of one sweep (`sweeps/<id>/state.json`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SweepRecord {
+    /// Sweep id.
+    pub sweep_id: String,
+    /// Label given at submission.
+    pub name: String,
+    /// Unix milliseconds of the first submission.
+    pub created_ms: i64,
+    /// Its trials, in grid order.
+    pub trial_ids: Vec<String>,
+}
+
+/// A sweep spec as JSON (`sweeps/<id>/spec.json`); mirrors the protocol's `SweepSpec`,
+/// whose generated type has no serde support.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpecDoc {
+    /// Tasks named.
+    pub tasks: Vec<String>,
+    /// Window lengths.
+    pub l: Vec<u32>,
+    /// Cells.
+    pub cell: Vec<String>,
+    /// Hidden sizes.
+    pub hidden: Vec<u32>,
+    /// KL weights.
+    pub kl: Vec<f64>,
+    /// Image sizes.
+    pub size: Vec<u32>,
+    /// Epochs.
+    pub epochs: Vec<u32>,
+    /// Learning rates.
+    pub lr: Vec<f64>,
+    /// Seeds.
+    pub seed: Vec<u64>,
+    /// Data references.
+    pub data: DataDoc,
+    /// COVID split.
+    pub split: String,
+    /// VAE image limit.
+    pub limit: u32,
+    /// Label.
+    pub name: String,
+}
+
+impl From<&SweepSpec> for SpecDoc {
+    fn from(s: &SweepSpec) -> Self {
+        SpecDoc {
+            tasks: s.tasks.clone(),
+            l: s.l.clone(),
+            cell: s.cell.clone(),
+            hidden: s.hidden.clone(),
+            kl: s.kl.clone(),
+            size: s.size.clone(),
+            epochs: s.epochs.clone(),
+            lr: s.lr.clone(),
+            seed: s.seed.clone(),
+            data: s.data.as_ref().map(DataDoc::from).unwrap_or_default(),
+            split: s.split.clone(),
+            limit: s.limit,
+            name: s.name.clone(),
+        }
+    }
+}
+
+impl From<SpecDoc> for SweepSpec {
+    fn from(d: SpecDoc) -> Self {
+        SweepSpec {
+            tasks: d.tasks,
+            l: d.l,
+            cell: d.cell,
+            hidden: d.hidden,
+            kl: d.kl,
+            size: d.size,
+            epochs: d.epochs,
+            lr: d.lr,
+            seed: d.seed,
+            data: Some(DataRef::from(&d.data)),
+            split: d.split,
+            limit: d.limit,
+            name: d.name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let spec = SweepSpec {
+            tasks: vec!["both".into()],
+            l: vec![12, 40],
+            kl: vec![1.0, 100.0],
+            data: Some(DataRef {
+                covid_csv: "a".into(),
+                faces: "b".into(),
+            }),
+            limit: 3,
+            name: "x".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&SpecDoc::from(&spec)).unwrap();
+        let back: SpecDoc = serde_json::from_str(&json).unwrap();
+        assert_eq!(SweepSpec::from(back), spec);
+        let old: TrialRecord = serde_json::from_str(r#"{"state":"running","attempts":2}"#).unwrap();
+        assert_eq!(
+            (old.state, old.attempts, old.lease_id),
+            (TrialState::Running, 2, None)
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! One leased trial, from the assignment to its last RPC: fetch the data through the
+//! cache and the resume checkpoint from the store, train in a blocking thread with the
+//! code `worker train` uses, and after every epoch upload the checkpoint under the lease's
+//! prefix and report progress (a refusal stops training: the lease is no longer ours).
+//! A finished trial's artifacts are staged under the lease's prefix and Complete is sent;
+//! a failed one is reported with Fail, retryable unless the trial itself is at fault.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::runtime::Handle;
+use tracing::Instrument;
+use wick_common::trial::TrialConfig;
+use wick_proto::v1::{Assignment, CompleteParams, FailParams, ProgressParams};
+
+use crate::ckpt::CkptDir;
+use crate::serve::data_cache::DataError;
+use crate::serve::lease_loop::Worker;
+use crate::serve::retry::{Limits, RetryError, retry, transient_status};
+use crate::serve::shutdown::Shutdown;
+use crate::serve::staging::{self, FetchError};
+use crate::train::{EpochEvent, run_trial};
+
+/// Local checkpoints kept per running trial: the newest is the one uploaded, the one
+/// before is a spare while the next is written.
+const KEEP_LOCAL_CKPTS: usize = 2;
+
+/// How an attempt ended, as far as the slot that ran it cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Complete was accepted.
+    Completed,
+    /// Fail(retryable = false) was sent: the trial is at fault.
+    Failed,
+    /// Fail(retryable = true) was sent, or the hand-back could not be delivered.
+    HandedBack,
+    /// The lease ended under us; nothing more was reported.
+    Fenced,
+}
+
+/// Why an attempt stopped before Complete. Also the error the epoch callback returns to
+/// stop training, recognised afterwards by downcasting.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The trial's own problem (bad data, bad hyperparameters): not worth another attempt.
+    #[error("{0}")]
+    Trial(String),
+    /// A store, network or coordinator problem: another attempt may succeed.
+    #[error("{0}")]
+    Transient(String),
+    /// The worker is shutting down.
+    #[error("the worker is shutting down")]
+    Shutdown,
+    /// The lease ended (revoked, or a report was refused): the trial is not ours any more.
+    #[error("the lease ended: {0}")]
+    Fenced(String),
+}
+
+impl From<DataError> for Failure {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::Invalid(m) => Failure::Trial(m),
+            DataError::Unavailable(m) => Failure::Transient(m),
+        }
+    }
+}
+
+/// The lease an attempt runs under.
+struct Lease {
+    /// The worker.
+    w: Arc<Worker>,
+    /// Trial id.
+    trial: String,
+    /// Lease id, the fencing token.
+    lease: String,
+    /// Fires when the coordinator revokes the lease.
+    revoked: Shutdown,
+}
+
+impl Lease {
+    /// How a retry loop that was stopped ended the attempt.
+    fn stopped(&self) -> Failure {
+        if self.revoked.is_triggered() {
+            Failure::Fenced("the coordinator revoked the lease".into())
+        } else {
+            Failure::Shutdown
+        }
+    }
+
+    /// Writes `bytes` under `key`, retrying store failures until the lease ends or the
+    /// worker stops.
+    async fn put(&self, what: &str, key: &str, bytes: bytes::Bytes) -> Result<(), Failure> {
+        let limits = Limits {
+            stop: &[&self.revoked, &self.w.stop],
+            budget: None,
+        };
+        retry(
+            what,
+            limits,
+            |_| true,
+            || self.w.store.put(key, bytes.clone()),
+        )
+        .await
+        .map_err(|e| match e {
+            RetryError::Stopped(_) => self.stopped(),
+            RetryError::Failed(e) => Failure::Transient(e.to_string()),
+        })
+    }
+
+    /// Maps the end of a retried coordinator call: a refusal means the lease has ended.
+    fn rpc_failure(&self, e: RetryError<tonic::Status>) -> Failure {
+        match e {
+            RetryError::Stopped(_) => self.stopped(),
+            RetryError::Failed(s) if transient_status(&s) => {
+                Failure::Transient(s.message().to_string())
+            }
+            RetryError::Failed(s) => Failure::Fenced(s.message().to_string()),
+        }
+    }
+
+    /// Uploads the checkpoint of epoch `e` (already written to `local` by training) and
+    /// reports the epoch; returns the checkpoint's key.
+    async fn report(&self, e: &EpochEvent, local: &Path) -> Result<String, Failure> {
+        let bytes = tokio::fs::read(local).await.map_err(|err| {
+            Failure::Transient(format!("cannot read checkpoint {}: {err}", local.display()))
+        })?;
+        let key = staging::ckpt_key(&self.trial, &self.lease, e.epoch);
+        self.put("uploading a checkpoint", &key, bytes.into())
+            .await?;
+        let params = ProgressParams {
+            lease_id: self.lease.clone(),
+            trial_id: self.trial.clone(),
+            epoch: e.epoch as u32,
+            metrics_json: e.metrics.to_string(),
+            resumed_from_epoch: e.resumed_from as u32,
+            checkpoint_key: key.clone(),
+        };
+        let limits = Limits {
+            stop: &[&self.revoked, &self.w.stop],
+            budget: None,
+        };
+        retry("reporting progress", limits, transient_status, || {
+            let (mut c, p) = (self.w.client.clone(), params.clone());
+            async move { c.report_progress(p).await }
+        })
+        .await
+        .map_err(|e| self.rpc_failure(e))?;
+        Ok(key)
+    }
+
+    /// The per-epoch callback of training, on its blocking thread: upload, report, and
+    /// stop when the lease ended or the worker is stopping.
+    fn on_epoch(
+        &self,
+        handle: &Handle,
+        ckpt_dir: &Path,
+        last: &mut Option<String>,
+        e: &EpochEvent,
+    ) -> anyhow::Result<()> {
+        if self.revoked.is_triggered() {
+            return Err(self.stopped().into());
+        }
+        let local = ckpt_dir.join(format!("epoch-{}.safetensors", e.epoch));
+        let key = handle.block_on(self.report(e, &local))?;
+        tracing::info!(trial = %self.trial, worker = %self.w.name, epoch = e.epoch, epochs = e.epochs, "{}", e.headline);
+        // The coordinator now resumes from the new key, so the previous one is garbage.
+        if let Some(old) = last.replace(key)
+            && let Err(err) = handle.block_on(self.w.store.delete(&old))
+        {
+            tracing::warn!(trial = %self.trial, "cannot delete the old checkpoint {old}: {err}");
+        }
+        if self.w.stop.is_triggered() {
+            return Err(Failure::Shutdown.into());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one assignment to its end and reports the result to the coordinator.
+pub async fn run(w: &Arc<Worker>, a: Assignment) -> Outcome {
+    let span = tracing::info_span!("trial", trial = %a.trial_id, worker = %w.name);
+    let lease = Arc::new(Lease {
+        w: w.clone(),
+        trial: a.trial_id.clone(),
+        lease: a.lease_id.clone(),
+        revoked: w.hold(&a.lease_id),
+    });
+    let dir = w.work_dir.join(&a.lease_id);
+    let outcome = async {
+        let result = attempt(&lease, &a, &dir).await;
+        finish(&lease, &dir.join("out"), result).await
+    }
+    .instrument(span)
+    .await;
+    w.release(&a.lease_id);
+    if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(trial = %a.trial_id, "cannot remove {}: {e}", dir.display());
+    }
+    outcome
+}
+
+/// Fetches what the trial needs and trains it; returns the summary.
+async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value, Failure> {
+    let w = &lease.w;
+    if w.stop.is_triggered() {
+        return Err(Failure::Shutdown);
+    }
+    let config: TrialConfig = serde_json::from_str(&a.config_json)
+        .map_err(|e| Failure::Trial(format!("the trial configuration is unreadable: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| Failure::Trial(e.to_string()))?;
+    let data = a.data.clone().unwrap_or_default();
+    let path = match &config {
+        TrialConfig::Covid(_) => w.cache.covid_csv(&data.covid_csv).await?,
+        TrialConfig::Vae(_) => w.cache.faces(&data.faces).await?,
+    };
+    let (ckpt_dir, out) = (dir.join("ckpt"), dir.join("out"));
+    let local =
+        |e: std::io::Error| Failure::Transient(format!("cannot prepare {}: {e}", dir.display()));
+    tokio::fs::create_dir_all(&ckpt_dir).await.map_err(local)?;
+    tokio::fs::create_dir_all(&out).await.map_err(local)?;
+    if !a.resume_checkpoint.is_empty() {
+        match staging::fetch_checkpoint(&w.store, &a.resume_checkpoint, &ckpt_dir).await {
+            Ok(Some(_)) => {
+                tracing::info!(trial = %a.trial_id, "resuming from {}", a.resume_checkpoint)
+            }
+            Ok(None) => {
+                tracing::warn!(trial = %a.trial_id, "checkpoint {} is gone from the store; starting at epoch 0", a.resume_checkpoint)
+            }
+            Err(FetchError::Invalid(m)) => return Err(Failure::Trial(m)),
+            Err(FetchError::Store(m)) => return Err(Failure::Transient(m)),
+        }
+    }
+    let ckpt = CkptDir::open(&ckpt_dir, KEEP_LOCAL_CKPTS)
+        .map_err(|e| Failure::Transient(format!("{e:#}")))?;
+    let (handle, device, l) = (Handle::current(), w.device.clone(), lease.clone());
+    let trained = tokio::task::spawn_blocking(move || {
+        let mut last = None;
+        run_trial(&config, &path, &out, Some(&ckpt), &device, &mut |e| {
+            l.on_epoch(&handle, &ckpt_dir, &mut last, e)
+        })
+    })
+    .await
+    .map_err(|e| Failure::Trial(format!("training crashed: {e}")))?;
+    trained.map_err(|e| match e.downcast::<Failure>() {
+        Ok(f) => f,
+        Err(e) => Failure::Trial(format!("{e:#}")),
+    })
+}
+
+/// Stages the artifacts and sends Complete, or sends Fail, as `result` calls for.
+async fn finish(lease: &Lease, out: &Path, result: Result<Value, Failure>) -> Outcome {
+    let w = &lease.w;
+    let failure = match result {
+        Ok(summary) => match complete(lease, out, summary).await {
+            Ok(()) => return Outcome::Completed,
+            Err(f) => f,
+        },
+        Err(f) => f,
+    };
+    let (message, retryable) = match failure {
+        Failure::Fenced(m) => {
+            tracing::warn!(trial = %lease.trial, "lease {} ended ({m}); dropping the trial", lease.lease);
+            return Outcome::Fenced;
+        }
+        Failure::Shutdown => (
+            format!("worker {} stopped; the trial is handed back", w.name),
+            true,
+        ),
+        Failure::Transient(m) => (format!("worker {}: {m}", w.name), true),
+        Failure::Trial(m) => (m, false),
+    };
+    if retryable {
+        tracing::warn!(trial = %lease.trial, "handing the trial back: {message}");
+    } else {
+        tracing::error!(trial = %lease.trial, "trial failed: {message}");
+    }
+    let params = FailParams {
+        lease_id: lease.lease.clone(),
+        trial_id: lease.trial.clone(),
+        message,
+        retryable,
+    };
+    // Past the lease's lifetime the coordinator takes the trial back by itself.
+    let limits = Limits {
+        stop: &[&lease.revoked],
+        budget: Some(w.lease_ttl()),
+    };
+    let sent = retry("reporting the failure", limits, transient_status, || {
+        let (mut c, p) = (w.client.clone(), params.clone());
+        async move { c.fail(p).await }
+    })
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(trial = %lease.trial, "the coordinator did not take the report: {}", e.into_inner().message());
+    }
+    if retryable {
+        Outcome::HandedBack
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// Uploads every file of `out` under the lease's staging prefix, then sends Complete.
+async fn complete(lease: &Lease, out: &Path, mut summary: Value) -> Result<(), Failure> {
+    if lease.revoked.is_triggered() {
+        return Err(lease.stopped());
+    }
+    let prefix = staging::staging_prefix(&lease.trial, &lease.lease);
+    let files: Vec<(String, PathBuf)> = staging::files_in(out).map_err(|e| {
+        Failure::Transient(format!(
+            "cannot list the artifacts in {}: {e}",
+            out.display()
+        ))
+    })?;
+    for (name, path) in &files {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot read {}: {e}", path.display())))?;
+        lease
+            .put(
+                "staging an artifact",
+                &format!("{prefix}{name}"),
+                bytes.into(),
+            )
+            .await?;
+    }
+    // The local folder means nothing to anyone else once this attempt is over.
+    if let Some(o) = summary.as_object_mut() {
+        o.remove("out");
+    }
+    let params = CompleteParams {
+        lease_id: lease.lease.clone(),
+        trial_id: lease.trial.clone(),
+        summary_json: summary.to_string(),
+        staging_prefix: prefix.clone(),
+    };
+    let limits = Limits {
+        stop: &[&lease.revoked, &lease.w.stop],
+        budget: None,
+    };
+    let r = retry("reporting completion", limits, transient_status, || {
+        let (mut c, p) = (lease.w.client.clone(), params.clone());
+        async move { c.complete(p).await }
+    })
+    .await;
+    match r {
+        Ok(_) => {
+            tracing::info!(trial = %lease.trial, worker = %lease.w.name, files = files.len(), "trial completed");
+            Ok(())
+        }
+        Err(e) => {
+            let f = lease.rpc_failure(e);
+            if matches!(f, Failure::Fenced(_)) {
+                // Nobody will promote these files: remove them.
+                for (name, _) in &files {
+                    let _ = lease.w.store.delete(&format!("{prefix}{name}")).await;
+                }
+            }
+            Err(f)
+        }
+    }
+}

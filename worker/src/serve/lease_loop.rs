@@ -1,0 +1,291 @@
+//! The worker's conversation with the coordinator: register (again whenever the
+//! coordinator has forgotten us), send a heartbeat every interval the coordinator asked
+//! for with the leases held (stopping the trials of revoked ones), and in each slot ask for
+//! a lease, run it, and ask again, pausing while there is no work. Every call is retried
+//! through coordinator restarts; the loop ends when shutdown is requested and every slot
+//! has handed back or finished its trial.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use candle_core::Device;
+use tonic::Code;
+use tonic::transport::Channel;
+use wick_common::store::Store;
+use wick_proto::v1::work_client::WorkClient;
+use wick_proto::v1::{HeartbeatParams, LeaseParams, RegisterParams};
+
+use crate::device;
+use crate::serve::attempt::{self, Outcome};
+use crate::serve::data_cache::DataCache;
+use crate::serve::retry::{Limits, MAX_BACKOFF, RetryError, retry, transient_status};
+use crate::serve::shutdown::Shutdown;
+
+/// Heartbeat interval used until the coordinator names one.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Lease lifetime assumed until the coordinator names one.
+const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Everything the slots, the heartbeat task and the attempts share.
+pub struct Worker {
+    /// Name shown in status and logs.
+    pub name: String,
+    /// Device trials train on.
+    pub device: Device,
+    /// Trials run at once.
+    pub slots: usize,
+    /// Address of the inference server as the coordinator should dial it ("" = none).
+    pub inference_addr: String,
+    /// Pause of an idle slot between two requests for work.
+    pub poll: Duration,
+    /// The coordinator's `Work` service.
+    pub client: WorkClient<Channel>,
+    /// The shared object store.
+    pub store: Store,
+    /// Local copies of the datasets.
+    pub cache: Arc<DataCache>,
+    /// Folder of the running trials' local files (one sub-folder per lease).
+    pub work_dir: PathBuf,
+    /// Fired when the worker must stop.
+    pub stop: Shutdown,
+    /// Registration and held leases.
+    pub state: Mutex<State>,
+}
+
+/// What the worker learned from the coordinator and what it holds.
+pub struct State {
+    /// Id from the latest registration ("" before the first).
+    pub worker_id: String,
+    /// How often to send heartbeats.
+    pub heartbeat: Duration,
+    /// How long a lease lives without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Held leases, each with the switch that stops its trial when it is revoked.
+    pub leases: HashMap<String, Shutdown>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            worker_id: String::new(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            leases: HashMap::new(),
+        }
+    }
+}
+
+impl Worker {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current worker id.
+    pub fn worker_id(&self) -> String {
+        self.state().worker_id.clone()
+    }
+
+    /// The coordinator's lease lifetime.
+    pub fn lease_ttl(&self) -> Duration {
+        self.state().lease_ttl
+    }
+
+    /// Records a held lease; returns the switch that fires when it is revoked.
+    pub fn hold(&self, lease_id: &str) -> Shutdown {
+        self.state()
+            .leases
+            .entry(lease_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets a lease that ended.
+    pub fn release(&self, lease_id: &str) {
+        self.state().leases.remove(lease_id);
+    }
+
+    /// Registers, retrying until the coordinator answers; `Ok(false)` when the worker was
+    /// stopped first. `seen` is the id the caller found stale: when another task already
+    /// registered again, nothing is done.
+    async fn register(&self, seen: &str) -> Result<bool> {
+        if self.worker_id() != seen {
+            return Ok(true);
+        }
+        let params = RegisterParams {
+            name: self.name.clone(),
+            device: device::describe(&self.device),
+            slots: self.slots as u32,
+            inference_addr: self.inference_addr.clone(),
+        };
+        let limits = Limits {
+            stop: &[&self.stop],
+            budget: None,
+        };
+        let r = retry(
+            "registering with the coordinator",
+            limits,
+            transient_status,
+            || {
+                let (mut c, p) = (self.client.clone(), params.clone());
+                async move { c.register(p).await }
+            },
+        )
+        .await;
+        let r = match r {
+            Ok(r) => r.into_inner(),
+            Err(RetryError::Stopped(_)) => return Ok(false),
+            Err(RetryError::Failed(s)) => {
+                return Err(anyhow!(
+                    "the coordinator refused registration: {}",
+                    s.message()
+                ));
+            }
+        };
+        let mut st = self.state();
+        if st.worker_id == seen {
+            st.worker_id = r.worker_id.clone();
+            if r.heartbeat_ms > 0 {
+                st.heartbeat = Duration::from_millis(r.heartbeat_ms);
+            }
+            if r.lease_ttl_ms > 0 {
+                st.lease_ttl = Duration::from_millis(r.lease_ttl_ms);
+            }
+            tracing::info!(worker = %self.name, worker_id = %r.worker_id, heartbeat = ?st.heartbeat, "registered with the coordinator");
+        }
+        Ok(true)
+    }
+
+    /// Sends heartbeats until `done` fires, stopping the trials of revoked leases.
+    async fn heartbeats(self: Arc<Self>, done: Shutdown) {
+        loop {
+            let every = self.state().heartbeat;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = done.wait() => return,
+            }
+            let (worker_id, lease_ids) = {
+                let st = self.state();
+                (
+                    st.worker_id.clone(),
+                    st.leases.keys().cloned().collect::<Vec<_>>(),
+                )
+            };
+            let mut c = self.client.clone();
+            match c
+                .heartbeat(HeartbeatParams {
+                    worker_id: worker_id.clone(),
+                    lease_ids,
+                })
+                .await
+            {
+                Ok(r) => {
+                    for id in r.into_inner().revoked {
+                        if let Some(s) = self.state().leases.get(&id) {
+                            tracing::warn!(worker = %self.name, lease = %id, "the coordinator revoked a lease; stopping its trial");
+                            s.trigger();
+                        }
+                    }
+                }
+                Err(s) if s.code() == Code::NotFound => {
+                    tracing::warn!(worker = %self.name, "the coordinator does not know this worker; registering again");
+                    if let Err(e) = self.register(&worker_id).await {
+                        tracing::error!(worker = %self.name, "{e:#}");
+                    }
+                }
+                Err(s) => tracing::warn!(worker = %self.name, "heartbeat failed: {}", s.message()),
+            }
+        }
+    }
+
+    /// Sleeps `d` unless the worker stops first.
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.stop.wait() => {}
+        }
+    }
+
+    /// One slot: ask for work, run it, repeat until the worker stops.
+    async fn slot(self: Arc<Self>, slot: usize) {
+        let mut backoff = self.poll;
+        while !self.stop.is_triggered() {
+            let worker_id = self.worker_id();
+            let limits = Limits {
+                stop: &[&self.stop],
+                budget: None,
+            };
+            let r = retry(
+                "asking the coordinator for work",
+                limits,
+                transient_status,
+                || {
+                    let (mut c, p) = (
+                        self.client.clone(),
+                        LeaseParams {
+                            worker_id: worker_id.clone(),
+                        },
+                    );
+                    async move { c.lease(p).await }
+                },
+            )
+            .await;
+            match r.map(|r| r.into_inner().assignment) {
+                Ok(None) => self.pause(self.poll).await,
+                Ok(Some(a)) => {
+                    tracing::info!(worker = %self.name, slot, trial = %a.trial_id, attempt = a.attempt, "leased a trial");
+                    if attempt::run(&self, a).await == Outcome::HandedBack
+                        && !self.stop.is_triggered()
+                    {
+                        // The store or the coordinator is struggling: give it time before
+                        // taking more work that would likely fail the same way.
+                        self.pause(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    } else {
+                        backoff = self.poll;
+                    }
+                }
+                Err(RetryError::Stopped(_)) => break,
+                Err(RetryError::Failed(s)) if s.code() == Code::NotFound => {
+                    tracing::warn!(worker = %self.name, "the coordinator does not know this worker; registering again");
+                    if let Err(e) = self.register(&worker_id).await {
+                        tracing::error!(worker = %self.name, "{e:#}");
+                        self.pause(self.poll).await;
+                    }
+                }
+                Err(RetryError::Failed(s)) => {
+                    tracing::error!(worker = %self.name, "the coordinator refused a request for work: {}", s.message());
+                    self.pause(self.poll).await;
+                }
+            }
+        }
+    }
+}
+
+/// Registers, then runs the slots and the heartbeats until the worker stops.
+pub async fn run(worker: Arc<Worker>) -> Result<()> {
+    if !worker.register("").await? {
+        return Ok(());
+    }
+    // Heartbeats outlive the stop signal: they keep the leases of trials being handed
+    // back valid until their Fail is sent.
+    let done = Shutdown::new();
+    let heartbeats = tokio::spawn(worker.clone().heartbeats(done.clone()));
+    let slots: Vec<_> = (0..worker.slots)
+        .map(|i| tokio::spawn(worker.clone().slot(i)))
+        .collect();
+    let mut panicked = None;
+    for s in slots {
+        if let Err(e) = s.await {
+            panicked = Some(e);
+        }
+    }
+    done.trigger();
+    let _ = heartbeats.await;
+    match panicked {
+        Some(e) => Err(anyhow!("a worker slot panicked: {e}")),
+        None => Ok(()),
+    }
+}

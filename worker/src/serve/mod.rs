@@ -1,0 +1,293 @@
+//! `worker serve`: the distributed worker. It registers with the coordinator, pulls
+//! leases for as many trials as it has slots, runs each with the same code as
+//! `worker train` (resuming from the trial's latest checkpoint in the store), uploads a
+//! checkpoint and reports progress after every epoch, stages the final artifacts for the
+//! coordinator to promote, and serves inference on the trials in the store. On shutdown it
+//! stops taking work and hands its trials back at their next epoch boundary.
+//!
+//! - `shutdown`: the stop switch shared by the tasks.
+//! - `retry`: exponential backoff over transient coordinator and store failures.
+//! - `data_cache`: datasets fetched once from the store or the web into a local folder.
+//! - `staging`: the store keys a lease writes, and moving files there.
+//! - `lease_loop`: registration, heartbeats and the per-slot loop asking for work.
+//! - `attempt`: one leased trial, from data to Complete or Fail.
+//! - `models`: trials loaded for inference, in a small LRU.
+//! - `inference`: the `Inference` gRPC service over `models`.
+
+mod attempt;
+pub mod data_cache;
+pub mod inference;
+mod lease_loop;
+mod models;
+mod retry;
+mod shutdown;
+mod staging;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tonic::transport::{Channel, Endpoint};
+use wick_common::store::Store;
+
+use crate::device;
+use crate::serve::data_cache::DataCache;
+use crate::serve::inference::InferenceService;
+use crate::serve::lease_loop::Worker;
+use crate::serve::shutdown::Shutdown;
+
+/// How often an idle slot asks for work by default.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Most trials one worker runs at once: beyond it the slots only fight over the cores.
+pub const MAX_SLOTS: usize = 64;
+/// How long a call to the coordinator may take before it counts as failed (and is retried).
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the coordinator to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Flags of `worker serve`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:\n  \
+worker serve --coordinator http://127.0.0.1:50051 --store file:///srv/wick\n  \
+worker serve --coordinator http://coord:50051 --store s3://wick/prod --device cuda:0 --slots 2 --listen 0.0.0.0:50061")]
+pub struct ServeArgs {
+    /// Coordinator to pull work from, http://HOST:PORT.
+    #[arg(long, env = "WICK_COORDINATOR")]
+    pub coordinator: String,
+    /// Object store shared with the coordinator: file:///abs/path, s3://bucket/prefix
+    /// (credentials and endpoint from the AWS_* variables) or memory://.
+    #[arg(long, env = "WICK_STORE")]
+    pub store: String,
+    /// Address of this worker's inference server, IP:PORT (port 0 picks a free one), or
+    /// `none` to serve no inference.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Device: cpu, cuda:N, or auto (a GPU if there is one).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Trials to run at once.
+    #[arg(long, default_value_t = 1)]
+    pub slots: usize,
+    /// Name shown in status and logs [default: the host name].
+    #[arg(long, env = "WICK_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Folder for downloaded datasets and running trials' files
+    /// [default: wick-worker-NAME in the system temporary folder].
+    #[arg(long, env = "WICK_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// CPU threads for the tensor math [default: all cores].
+    #[arg(long, env = "WICK_THREADS")]
+    pub threads: Option<usize>,
+    /// Write log lines as JSON objects (for log collectors) instead of text.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+impl ServeArgs {
+    /// The runtime settings these flags describe, validated. (`--threads` and
+    /// `--json-logs` are process-wide and applied by the binary before the runtime starts.)
+    pub fn config(&self) -> Result<ServeConfig> {
+        let mut c = ServeConfig::new(&self.coordinator, &self.store);
+        c.listen = match self.listen.trim() {
+            "none" => None,
+            addr => Some(addr.parse().with_context(|| {
+                format!("--listen '{addr}' is not IP:PORT (e.g. 127.0.0.1:0) or `none`")
+            })?),
+        };
+        c.device = self.device.clone();
+        c.slots = self.slots;
+        if let Some(name) = &self.name {
+            c.name = name.clone();
+            c.cache = default_cache(name);
+        }
+        if let Some(cache) = &self.cache {
+            c.cache = cache.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Settings of a running worker; `ServeConfig::new` fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Coordinator URL (`http://HOST:PORT`; a bare `HOST:PORT` gets `http://`).
+    pub coordinator: String,
+    /// Object store URL, the same the coordinator uses.
+    pub store: String,
+    /// Where the inference server listens (port 0 = any free port); `None` = no server.
+    pub listen: Option<SocketAddr>,
+    /// `cpu`, `cuda:N` or `auto`.
+    pub device: String,
+    /// Trials run at once.
+    pub slots: usize,
+    /// Name shown in status and logs.
+    pub name: String,
+    /// Folder for cached datasets and the files of running trials.
+    pub cache: PathBuf,
+    /// How long an idle slot waits before asking for work again.
+    pub poll_interval: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults: inference on 127.0.0.1 at a free port, device `auto`, one slot, the host
+    /// name, a cache folder in the system temporary folder, polling every 500 ms.
+    pub fn new(coordinator: impl Into<String>, store: impl Into<String>) -> Self {
+        let name = host_name();
+        ServeConfig {
+            coordinator: coordinator.into(),
+            store: store.into(),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            device: "auto".into(),
+            slots: 1,
+            cache: default_cache(&name),
+            name,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+
+    /// Rejects settings a worker cannot run with, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.coordinator.trim().is_empty() {
+            bail!("no coordinator: pass --coordinator http://HOST:PORT or set WICK_COORDINATOR");
+        }
+        if self.store.trim().is_empty() {
+            bail!(
+                "no store: pass --store URL (file:///abs/path, s3://bucket/prefix) or set WICK_STORE"
+            );
+        }
+        if !(1..=MAX_SLOTS).contains(&self.slots) {
+            bail!(
+                "--slots must be between 1 and {MAX_SLOTS}, got {}",
+                self.slots
+            );
+        }
+        if self.name.trim().is_empty() {
+            bail!("--name must not be empty");
+        }
+        if self.poll_interval.is_zero() {
+            bail!("the poll interval must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+/// This machine's host name, or `worker` when it cannot be read.
+pub fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .chain(
+            ["HOSTNAME", "COMPUTERNAME"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok()),
+        )
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".into())
+}
+
+/// `wick-worker-<name>` in the system temporary folder, with the name made path-safe.
+pub fn default_cache(name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::env::temp_dir().join(format!("wick-worker-{safe}"))
+}
+
+/// The address the coordinator should dial: a wildcard bind is advertised by host name.
+fn advertised(local: SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        format!("{}:{}", host_name(), local.port())
+    } else {
+        local.to_string()
+    }
+}
+
+/// A lazily connected channel to the coordinator: a coordinator that is not up yet is
+/// waited for by the retrying callers, not refused here.
+fn connect(url: &str) -> Result<Channel> {
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    Ok(Endpoint::from_shared(url.clone())
+        .with_context(|| format!("--coordinator '{url}' is not a URL like http://127.0.0.1:50051"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(RPC_TIMEOUT)
+        .connect_lazy())
+}
+
+/// Runs a worker until `shutdown` completes: serves inference (when `config.listen` is
+/// set), registers, and runs leased trials; on shutdown it stops asking for work, hands
+/// running trials back at their next epoch boundary and returns. The `worker serve`
+/// binary and the client's embedded mode both call this.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    config.validate()?;
+    let store = Store::open(&config.store)?;
+    let device = device::parse(&config.device)?;
+    let cache = Arc::new(DataCache::new(config.cache.join("data"), store.clone()));
+    let stop = Shutdown::new();
+    {
+        let (stop, name) = (stop.clone(), config.name.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(worker = %name, "shutting down: no new work; running trials are handed back at their next epoch");
+            stop.trigger();
+        });
+    }
+    let mut server = None;
+    let mut inference_addr = String::new();
+    if let Some(addr) = config.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} for inference; pick another --listen address")
+        })?;
+        let local = listener
+            .local_addr()
+            .context("the inference listener has no address")?;
+        tracing::info!(worker = %config.name, "worker {} inference listening on {local}", config.name);
+        inference_addr = advertised(local);
+        let service = InferenceService::new(store.clone(), cache.clone(), device.clone());
+        server = Some(tokio::spawn(inference::serve(
+            listener,
+            service,
+            stop.clone(),
+        )));
+    }
+    let worker = Arc::new(Worker {
+        name: config.name.clone(),
+        device,
+        slots: config.slots,
+        inference_addr,
+        poll: config.poll_interval,
+        client: wick_proto::v1::work_client::WorkClient::new(connect(&config.coordinator)?),
+        store,
+        cache,
+        work_dir: config.cache.join("work"),
+        stop: stop.clone(),
+        state: Default::default(),
+    });
+    let result = lease_loop::run(worker).await;
+    // Also ends the inference server when the lease loop failed on its own.
+    stop.trigger();
+    if let Some(server) = server {
+        server.await.context("the inference server panicked")??;
+    }
+    tracing::info!(worker = %config.name, "worker stopped");
+    result
+}

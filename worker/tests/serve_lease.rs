@@ -1,0 +1,529 @@
+//! `serve::run` against a scripted fake coordinator: a leased trial uploads a checkpoint
+//! under its lease and reports every epoch, stages its artifacts and completes; a trial
+//! re-leased with a checkpoint resumes from it with the numbers of an uninterrupted run;
+//! a refused report or a revoked lease stops the trial silently; a forgotten worker
+//! registers again; shutdown hands the running trial back; a trial's own error is not
+//! retried. The inference server answers over gRPC with health SERVING.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use wick_common::store::{Store, keys};
+use wick_common::trial::{CovidConfig, TrialConfig};
+use wick_proto::v1::inference_client::InferenceClient;
+use wick_proto::v1::work_server::{Work, WorkServer};
+use wick_proto::v1::*;
+use wick_worker::serve::{self, ServeConfig};
+
+mod serve_support;
+
+const CSV_KEY: &str = "data/sha256-c0/covid.csv";
+
+/// One call the worker made.
+#[derive(Debug, Clone)]
+enum Call {
+    Register(RegisterParams),
+    Lease,
+    Heartbeat(Vec<String>),
+    Progress(ProgressParams),
+    Complete(CompleteParams),
+    Fail(FailParams),
+}
+
+/// A coordinator that hands out queued assignments and records every call.
+#[derive(Default)]
+struct Fake {
+    queue: Mutex<VecDeque<Assignment>>,
+    log: Mutex<Vec<Call>>,
+    /// Progress for this epoch or later is refused (the lease "ended").
+    refuse_from_epoch: Mutex<Option<u32>>,
+    /// Leases the next heartbeats report revoked.
+    revoked: Mutex<HashSet<String>>,
+    /// The next Lease answers NOT_FOUND (the coordinator forgot the worker).
+    forget_worker: AtomicBool,
+    /// Fired at the first progress report.
+    on_progress: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Fake {
+    fn record(&self, c: Call) {
+        self.log.lock().unwrap().push(c);
+    }
+    fn calls(&self) -> Vec<Call> {
+        self.log.lock().unwrap().clone()
+    }
+    fn progress(&self, lease: &str) -> Vec<ProgressParams> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Progress(p) if p.lease_id == lease => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+    fn ends(&self, lease: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| {
+                matches!(c, Call::Complete(p) if p.lease_id == lease)
+                    || matches!(c, Call::Fail(p) if p.lease_id == lease)
+            })
+            .collect()
+    }
+}
+
+struct FakeWork(Arc<Fake>);
+
+#[tonic::async_trait]
+impl Work for FakeWork {
+    async fn register(
+        &self,
+        r: Request<RegisterParams>,
+    ) -> Result<Response<RegisterResult>, Status> {
+        let n = self
+            .0
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Register(_)))
+            .count();
+        self.0.record(Call::Register(r.into_inner()));
+        Ok(Response::new(RegisterResult {
+            worker_id: format!("w-{n}"),
+            heartbeat_ms: 100,
+            lease_ttl_ms: 2000,
+        }))
+    }
+    async fn lease(&self, _: Request<LeaseParams>) -> Result<Response<LeaseResult>, Status> {
+        if self.0.forget_worker.swap(false, Ordering::SeqCst) {
+            return Err(Status::not_found("unknown worker; register again"));
+        }
+        self.0.record(Call::Lease);
+        Ok(Response::new(LeaseResult {
+            assignment: self.0.queue.lock().unwrap().pop_front(),
+        }))
+    }
+    async fn heartbeat(
+        &self,
+        r: Request<HeartbeatParams>,
+    ) -> Result<Response<HeartbeatResult>, Status> {
+        let ids = r.into_inner().lease_ids;
+        let revoked = self.0.revoked.lock().unwrap();
+        let hit = ids
+            .iter()
+            .filter(|i| revoked.contains(*i))
+            .cloned()
+            .collect();
+        self.0.record(Call::Heartbeat(ids));
+        Ok(Response::new(HeartbeatResult { revoked: hit }))
+    }
+    async fn report_progress(
+        &self,
+        r: Request<ProgressParams>,
+    ) -> Result<Response<ProgressResult>, Status> {
+        let p = r.into_inner();
+        let refuse = self
+            .0
+            .refuse_from_epoch
+            .lock()
+            .unwrap()
+            .is_some_and(|e| p.epoch >= e);
+        self.0.record(Call::Progress(p));
+        if let Some(tx) = self.0.on_progress.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        if refuse {
+            return Err(Status::failed_precondition("lease ended"));
+        }
+        Ok(Response::new(ProgressResult {}))
+    }
+    async fn complete(
+        &self,
+        r: Request<CompleteParams>,
+    ) -> Result<Response<CompleteResult>, Status> {
+        self.0.record(Call::Complete(r.into_inner()));
+        Ok(Response::new(CompleteResult {}))
+    }
+    async fn fail(&self, r: Request<FailParams>) -> Result<Response<FailResult>, Status> {
+        self.0.record(Call::Fail(r.into_inner()));
+        Ok(Response::new(FailResult {}))
+    }
+}
+
+/// A running fake coordinator, a store with the COVID-19 data, and a worker.
+struct Rig {
+    store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn rig(fake: Arc<Fake>, listen: bool) -> Rig {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(WorkServer::new(FakeWork(fake.clone())))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let (store_dir, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = Store::file_url(store_dir.path()).unwrap();
+    let store = Store::open(&url).unwrap();
+    store
+        .put(CSV_KEY, serve_support::covid_csv())
+        .await
+        .unwrap();
+    let mut config = ServeConfig::new(format!("http://{addr}"), url);
+    config.device = "cpu".into();
+    config.name = "test-worker".into();
+    config.cache = cache_dir.path().to_path_buf();
+    config.poll_interval = Duration::from_millis(50);
+    if !listen {
+        config.listen = None;
+    }
+    let (tx, rx) = oneshot::channel::<()>();
+    let worker = tokio::spawn(serve::run(config, async move {
+        let _ = rx.await;
+    }));
+    Rig {
+        store,
+        stop: Some(tx),
+        worker: Some(worker),
+        _dirs: (store_dir, cache_dir),
+    }
+}
+
+impl Rig {
+    /// Stops the worker and waits for it to return.
+    async fn shutdown(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let worker = self.worker.take().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(60), worker)
+            .await
+            .expect("the worker stops");
+        r.unwrap().unwrap();
+    }
+}
+
+fn assignment(trial: &str, lease: &str, cfg: &CovidConfig, resume: &str) -> Assignment {
+    Assignment {
+        trial_id: trial.into(),
+        lease_id: lease.into(),
+        config_json: serde_json::to_string(&TrialConfig::Covid(cfg.clone())).unwrap(),
+        data: Some(DataRef {
+            covid_csv: CSV_KEY.into(),
+            faces: String::new(),
+        }),
+        attempt: 1,
+        resume_checkpoint: resume.into(),
+    }
+}
+
+/// Waits up to a minute for `cond` on the fake's calls.
+async fn wait_for(fake: &Fake, what: &str, cond: impl Fn(&Fake) -> bool) {
+    for _ in 0..1200 {
+        if cond(fake) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}; calls: {:#?}", fake.calls());
+}
+
+fn completed(fake: &Fake, lease: &str) -> Option<CompleteParams> {
+    fake.ends(lease).into_iter().find_map(|c| match c {
+        Call::Complete(p) => Some(p),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint() {
+    let fake = Arc::new(Fake::default());
+    fake.queue.lock().unwrap().push_back(assignment(
+        "t-a",
+        "l-1",
+        &serve_support::covid_cfg(2),
+        "",
+    ));
+    let mut rig = rig(fake.clone(), true).await;
+    wait_for(&fake, "the first trial to complete", |f| {
+        completed(f, "l-1").is_some()
+    })
+    .await;
+
+    let progress = fake.progress("l-1");
+    let epochs: Vec<u32> = progress.iter().map(|p| p.epoch).collect();
+    assert_eq!(epochs, [1, 2]);
+    for p in &progress {
+        assert_eq!(
+            p.checkpoint_key,
+            format!("trials/t-a/ckpt/l-1/epoch-{}.safetensors", p.epoch)
+        );
+        assert_eq!(p.resumed_from_epoch, 0);
+        let m: serde_json::Value = serde_json::from_str(&p.metrics_json).unwrap();
+        assert!(m["test_acc"].is_number(), "{m}");
+    }
+    let ckpts: Vec<String> = rig
+        .store
+        .list("trials/t-a/ckpt/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        ckpts,
+        ["trials/t-a/ckpt/l-1/epoch-2.safetensors"],
+        "older checkpoints are removed"
+    );
+
+    let done = completed(&fake, "l-1").unwrap();
+    assert_eq!(done.staging_prefix, "trials/t-a/staging/l-1/");
+    let summary: serde_json::Value = serde_json::from_str(&done.summary_json).unwrap();
+    assert!(
+        summary["final_test_acc"].is_number() && summary.get("out").is_none(),
+        "{summary}"
+    );
+    let staged: Vec<String> = rig
+        .store
+        .list(&done.staging_prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for name in [
+        "model.safetensors",
+        "forecast.json",
+        "learning_curves.png",
+        "world_map.svg",
+    ] {
+        assert!(
+            staged.contains(&format!("{}{name}", done.staging_prefix)),
+            "{name} staged: {staged:?}"
+        );
+    }
+
+    // Re-leased with its checkpoint (and two more epochs), the trial resumes at epoch 3 and
+    // ends where an uninterrupted four-epoch run ends.
+    let cfg4 = serve_support::covid_cfg(4);
+    let resume = "trials/t-a/ckpt/l-1/epoch-2.safetensors";
+    fake.queue
+        .lock()
+        .unwrap()
+        .push_back(assignment("t-b", "l-2", &cfg4, resume));
+    wait_for(&fake, "the resumed trial to complete", |f| {
+        completed(f, "l-2").is_some()
+    })
+    .await;
+    let progress = fake.progress("l-2");
+    assert_eq!(
+        progress
+            .iter()
+            .map(|p| (p.epoch, p.resumed_from_epoch))
+            .collect::<Vec<_>>(),
+        [(3, 2), (4, 2)]
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&completed(&fake, "l-2").unwrap().summary_json).unwrap();
+    assert_eq!(summary["resumed_from_epoch"], 2);
+    let csv = rig._dirs.0.path().join(CSV_KEY);
+    let (_, data) = wick_worker::train::load_covid(&csv, &cfg4).unwrap();
+    let whole = wick_worker::covid::train::train(
+        &cfg4,
+        &data,
+        &candle_core::Device::Cpu,
+        None,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(
+        summary["final_test_acc"].as_f64().unwrap(),
+        whole.history[3].test_acc
+    );
+    assert_eq!(
+        summary["final_train_loss"].as_f64().unwrap(),
+        whole.history[3].train_loss
+    );
+
+    // The inference server the worker registered answers, once the model is promoted.
+    let addr = fake
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            Call::Register(r) => Some(r.inference_addr),
+            _ => None,
+        })
+        .unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "wick.v1.Inference".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let model = rig
+        .store
+        .get("trials/t-a/staging/l-1/model.safetensors")
+        .await
+        .unwrap()
+        .unwrap();
+    rig.store
+        .put(&keys::trial_model("t-a"), model)
+        .await
+        .unwrap();
+    rig.store
+        .put(
+            "trials/t-a/data.json",
+            serde_json::json!({ "covid_csv": CSV_KEY }).to_string(),
+        )
+        .await
+        .unwrap();
+    let r = InferenceClient::new(channel)
+        .predict(PredictParams {
+            trial_id: "t-a".into(),
+            country: "DE".into(),
+            all: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.forecasts[0].country, "Germany");
+
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_report_or_a_revoked_lease_stops_the_trial_silently() {
+    let fake = Arc::new(Fake::default());
+    *fake.refuse_from_epoch.lock().unwrap() = Some(2);
+    fake.forget_worker.store(true, Ordering::SeqCst);
+    fake.queue.lock().unwrap().push_back(assignment(
+        "t-a",
+        "l-1",
+        &serve_support::covid_cfg(6),
+        "",
+    ));
+    let mut rig = rig(fake.clone(), false).await;
+    wait_for(&fake, "the refused trial to be dropped", |f| {
+        f.progress("l-1").len() == 2
+            && f.calls()
+                .iter()
+                .rev()
+                .take(3)
+                .any(|c| matches!(c, Call::Heartbeat(ids) if ids.is_empty()))
+    })
+    .await;
+    assert!(
+        fake.ends("l-1").is_empty(),
+        "no Complete or Fail after a refusal: {:?}",
+        fake.ends("l-1")
+    );
+    let registrations = fake
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Register(_)))
+        .count();
+    assert_eq!(registrations, 2, "a forgotten worker registers again");
+
+    *fake.refuse_from_epoch.lock().unwrap() = None;
+    fake.revoked.lock().unwrap().insert("l-2".into());
+    fake.queue.lock().unwrap().push_back(assignment(
+        "t-b",
+        "l-2",
+        &serve_support::covid_cfg(5000),
+        "",
+    ));
+    wait_for(&fake, "the revoked trial to stop", |f| {
+        !f.progress("l-2").is_empty()
+            && f.calls()
+                .iter()
+                .rev()
+                .take(2)
+                .any(|c| matches!(c, Call::Heartbeat(ids) if ids.is_empty()))
+    })
+    .await;
+    assert!(fake.ends("l-2").is_empty(), "{:?}", fake.ends("l-2"));
+    assert!(fake.progress("l-2").len() < 5000);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_the_trial_back_and_own_errors_are_final() {
+    let fake = Arc::new(Fake::default());
+    let mut bad = serve_support::covid_cfg(3);
+    bad.l = 1000;
+    let mut missing = assignment("t-m", "l-m", &serve_support::covid_cfg(3), "");
+    missing.data = Some(DataRef {
+        covid_csv: "data/sha256-ff/covid.csv".into(),
+        faces: String::new(),
+    });
+    fake.queue
+        .lock()
+        .unwrap()
+        .extend([assignment("t-bad", "l-bad", &bad, ""), missing]);
+    let mut rig = rig(fake.clone(), false).await;
+    wait_for(&fake, "two failures", |f| {
+        !f.ends("l-bad").is_empty() && !f.ends("l-m").is_empty()
+    })
+    .await;
+    let Call::Fail(f) = &fake.ends("l-bad")[0] else {
+        panic!("{:?}", fake.ends("l-bad"))
+    };
+    assert!(!f.retryable && f.message.contains("L = 1000"), "{f:?}");
+    let Call::Fail(f) = &fake.ends("l-m")[0] else {
+        panic!("{:?}", fake.ends("l-m"))
+    };
+    assert!(
+        !f.retryable
+            && f.message
+                .contains("no 'data/sha256-ff/covid.csv' in the store"),
+        "{f:?}"
+    );
+
+    let (tx, rx) = oneshot::channel();
+    *fake.on_progress.lock().unwrap() = Some(tx);
+    fake.queue.lock().unwrap().push_back(assignment(
+        "t-long",
+        "l-long",
+        &serve_support::covid_cfg(5000),
+        "",
+    ));
+    rx.await.unwrap();
+    rig.shutdown().await;
+    let store = &rig.store;
+    let ends = fake.ends("l-long");
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    let Call::Fail(f) = &ends[0] else {
+        panic!("{ends:?}")
+    };
+    assert!(f.retryable, "{f:?}");
+    let last = fake
+        .progress("l-long")
+        .last()
+        .unwrap()
+        .checkpoint_key
+        .clone();
+    assert!(
+        store.exists(&last).await.unwrap(),
+        "the last reported checkpoint stays for the next worker"
+    );
+    assert!(fake.progress("l-long").len() < 5000);
+}

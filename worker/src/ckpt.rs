@@ -12,6 +12,9 @@ use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use wick_common::trial::TrialConfig;
 
+use crate::adam::Adam;
+use crate::params::Params;
+
 /// Prefix of the model parameters' names in checkpoint and model files.
 pub const MODEL_PREFIX: &str = "model.";
 
@@ -161,6 +164,49 @@ impl CkptDir {
             );
         }
         Ok(Some(ck))
+    }
+
+    /// Restores `params`, `adam` and the metric history from the newest checkpoint of
+    /// `config` (an empty history when there is none), so training continues where it
+    /// stopped.
+    pub fn resume<H: serde::de::DeserializeOwned>(
+        &self,
+        config: &TrialConfig,
+        params: &Params,
+        adam: &mut Adam,
+        device: &Device,
+    ) -> Result<Vec<H>> {
+        let Some(ck) = self.latest(config, device)? else {
+            return Ok(Vec::new());
+        };
+        params
+            .load(&ck.tensors, MODEL_PREFIX)
+            .context("checkpoint does not fit the model")?;
+        adam.import(params, &ck.tensors, ck.adam_step)?;
+        let mut history: Vec<H> =
+            serde_json::from_value(ck.history).context("checkpoint history is unreadable")?;
+        history.truncate(ck.epoch);
+        Ok(history)
+    }
+
+    /// Checkpoints the model and optimizer after `epoch`, with the history so far.
+    pub fn save_state<H: serde::Serialize>(
+        &self,
+        config: &TrialConfig,
+        epoch: usize,
+        params: &Params,
+        adam: &Adam,
+        history: &[H],
+    ) -> Result<()> {
+        let (mut tensors, step) = adam.export(params);
+        tensors.extend(params.tensors(MODEL_PREFIX));
+        self.save(
+            config,
+            epoch,
+            step,
+            &serde_json::to_value(history)?,
+            &tensors,
+        )
     }
 
     /// Writes the checkpoint of `epoch` and removes the older ones beyond `keep`.

@@ -108,19 +108,10 @@ pub fn train(
         &mut stream(cfg.seed, Purpose::Init, 0),
     )?;
     let mut adam = Adam::new(&params, cfg.lr)?;
-    let mut history: Vec<EpochStats> = Vec::new();
-    if let Some(ck) = ckpt
-        .map(|c| c.latest(&trial, device))
-        .transpose()?
-        .flatten()
-    {
-        params
-            .load(&ck.tensors, MODEL_PREFIX)
-            .context("checkpoint does not fit the model")?;
-        adam.import(&params, &ck.tensors, ck.adam_step)?;
-        history = serde_json::from_value(ck.history).context("checkpoint history is unreadable")?;
-        history.truncate(ck.epoch);
-    }
+    let mut history: Vec<EpochStats> = match ckpt {
+        Some(dir) => dir.resume(&trial, &params, &mut adam, device)?,
+        None => Vec::new(),
+    };
     let resumed_from = history.len();
     let train = &data.train;
     let n = train.len();
@@ -150,15 +141,7 @@ pub fn train(
         };
         history.push(stats.clone());
         if let Some(dir) = ckpt {
-            let (mut tensors, step) = adam.export(&params);
-            tensors.extend(params.tensors(MODEL_PREFIX));
-            dir.save(
-                &trial,
-                epoch + 1,
-                step,
-                &serde_json::to_value(&history)?,
-                &tensors,
-            )?;
+            dir.save_state(&trial, epoch + 1, &params, &adam, &history)?;
         }
         // The callback may stop the run (cancelled trial, lost lease, shutdown).
         on_epoch(&stats)?;

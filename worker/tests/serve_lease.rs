@@ -234,6 +234,23 @@ async fn wait_for(fake: &Fake, what: &str, cond: impl Fn(&Fake) -> bool) {
     panic!("timed out waiting for {what}; calls: {:#?}", fake.calls());
 }
 
+/// Whether the worker stopped holding `lease`: a heartbeat without it follows the last
+/// call that named it.
+fn released(fake: &Fake, lease: &str) -> bool {
+    let calls = fake.calls();
+    let names = |c: &Call| match c {
+        Call::Progress(p) => p.lease_id == lease,
+        Call::Heartbeat(ids) => ids.iter().any(|i| i == lease),
+        _ => false,
+    };
+    let Some(last) = calls.iter().rposition(names) else {
+        return false;
+    };
+    calls[last..]
+        .iter()
+        .any(|c| matches!(c, Call::Heartbeat(ids) if ids.is_empty()))
+}
+
 fn completed(fake: &Fake, lease: &str) -> Option<CompleteParams> {
     fake.ends(lease).into_iter().find_map(|c| match c {
         Call::Complete(p) => Some(p),
@@ -423,12 +440,7 @@ async fn a_refused_report_or_a_revoked_lease_stops_the_trial_silently() {
     ));
     let mut rig = rig(fake.clone(), false).await;
     wait_for(&fake, "the refused trial to be dropped", |f| {
-        f.progress("l-1").len() == 2
-            && f.calls()
-                .iter()
-                .rev()
-                .take(3)
-                .any(|c| matches!(c, Call::Heartbeat(ids) if ids.is_empty()))
+        f.progress("l-1").len() == 2 && released(f, "l-1")
     })
     .await;
     assert!(
@@ -444,22 +456,17 @@ async fn a_refused_report_or_a_revoked_lease_stops_the_trial_silently() {
     assert_eq!(registrations, 2, "a forgotten worker registers again");
 
     *fake.refuse_from_epoch.lock().unwrap() = None;
-    fake.revoked.lock().unwrap().insert("l-2".into());
+    let (tx, rx) = oneshot::channel();
+    *fake.on_progress.lock().unwrap() = Some(tx);
     fake.queue.lock().unwrap().push_back(assignment(
         "t-b",
         "l-2",
         &serve_support::covid_cfg(5000),
         "",
     ));
-    wait_for(&fake, "the revoked trial to stop", |f| {
-        !f.progress("l-2").is_empty()
-            && f.calls()
-                .iter()
-                .rev()
-                .take(2)
-                .any(|c| matches!(c, Call::Heartbeat(ids) if ids.is_empty()))
-    })
-    .await;
+    rx.await.unwrap();
+    fake.revoked.lock().unwrap().insert("l-2".into());
+    wait_for(&fake, "the revoked trial to stop", |f| released(f, "l-2")).await;
     assert!(fake.ends("l-2").is_empty(), "{:?}", fake.ends("l-2"));
     assert!(fake.progress("l-2").len() < 5000);
     rig.shutdown().await;

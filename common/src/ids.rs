@@ -12,10 +12,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// `t-` + 16 hex digits of the SHA-256 of the configuration's canonical JSON.
-pub fn trial_id(config: &TrialConfig) -> String {
+/// `t-` + 16 hex digits of the SHA-256 of the configuration's canonical JSON and the
+/// reference of the data it trains on (`data`: the content-addressed store key or URL the
+/// task reads). The data is part of the id so that the same grid run on another dataset is
+/// a new trial, not a reuse of results computed on the first one.
+pub fn trial_id(config: &TrialConfig, data: &str) -> String {
     let json = serde_json::to_string(config).expect("a config always serialises");
-    format!("t-{}", &sha256_hex(json.as_bytes())[..16])
+    let input = format!("{json}\n{data}");
+    format!("t-{}", &sha256_hex(input.as_bytes())[..16])
 }
 
 /// `s-` + 12 hex digits of the SHA-256 of a sweep's canonical description (the sorted
@@ -42,11 +46,21 @@ mod tests {
             latent: 50,
             limit: 0,
         };
-        let a = trial_id(&TrialConfig::Vae(c.clone()));
-        assert_eq!(a, trial_id(&TrialConfig::Vae(c.clone())));
+        let a = trial_id(&TrialConfig::Vae(c.clone()), "data/sha256-aa/faces.tar");
+        assert_eq!(
+            a,
+            trial_id(&TrialConfig::Vae(c.clone()), "data/sha256-aa/faces.tar")
+        );
         assert!(a.starts_with("t-") && a.len() == 18);
+        assert_ne!(
+            a,
+            trial_id(&TrialConfig::Vae(c.clone()), "data/sha256-bb/faces.tar")
+        );
         c.seed = 1;
-        assert_ne!(a, trial_id(&TrialConfig::Vae(c)));
+        assert_ne!(
+            a,
+            trial_id(&TrialConfig::Vae(c), "data/sha256-aa/faces.tar")
+        );
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 
 use wick_common::ids;
+
+use crate::records::DataDoc;
 use wick_common::trial::{Cell, CovidConfig, TrialConfig, VaeConfig};
 use wick_proto::v1::SweepSpec;
 
@@ -188,7 +190,7 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
         config
             .validate()
             .map_err(|e| invalid(format!("{} trial: {e}", config.task())))?;
-        if seen.insert(ids::trial_id(&config)) {
+        if seen.insert(serde_json::to_string(&config).expect("a config serialises")) {
             out.push(config);
         }
     }
@@ -198,9 +200,9 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
 /// The sweep id of these trials over this data: the same grid on the same data is the
 /// same sweep, whatever order the values were given in.
 pub fn sweep_id(configs: &[TrialConfig], spec: &SweepSpec) -> String {
-    let mut trial_ids: Vec<String> = configs.iter().map(ids::trial_id).collect();
+    let data = spec.data.as_ref().map(DataDoc::from).unwrap_or_default();
+    let mut trial_ids: Vec<String> = configs.iter().map(|c| data.trial_id(c)).collect();
     trial_ids.sort();
-    let data = spec.data.clone().unwrap_or_default();
     ids::sweep_id(&format!(
         "{}|covid_csv={}|faces={}",
         trial_ids.join(","),
@@ -241,8 +243,24 @@ mod tests {
         let t = expand(&s).unwrap();
         assert_eq!(t.iter().filter(|c| c.task() == "covid").count(), 2);
         assert_eq!(t.iter().filter(|c| c.task() == "vae").count(), 2);
-        let ids: HashSet<String> = t.iter().map(ids::trial_id).collect();
+        let data = DataDoc::default();
+        let ids: HashSet<String> = t.iter().map(|c| data.trial_id(c)).collect();
         assert_eq!(ids.len(), 4);
+        let other = DataDoc {
+            covid_csv: "data/sha256-other/covid.csv".into(),
+            ..DataDoc::default()
+        };
+        let covid = &t[0];
+        assert_ne!(
+            other.trial_id(covid),
+            data.trial_id(covid),
+            "other data, new trial"
+        );
+        assert_eq!(
+            other.trial_id(&t[3]),
+            data.trial_id(&t[3]),
+            "a vae trial ignores the CSV"
+        );
         let TrialConfig::Covid(c) = &t[0] else {
             panic!("covid first")
         };

@@ -5,6 +5,7 @@
 //! still loads.
 
 use serde::{Deserialize, Serialize};
+use wick_common::trial::TrialConfig;
 use wick_proto::v1::{DataRef, SweepSpec};
 
 /// Where a trial is in its life.
@@ -53,6 +54,21 @@ pub struct DataDoc {
     pub covid_csv: String,
     /// Store key of the faces archive.
     pub faces: String,
+}
+
+impl DataDoc {
+    /// The reference `config`'s task reads: the CSV for covid, the faces for vae.
+    pub fn for_task(&self, config: &TrialConfig) -> &str {
+        match config {
+            TrialConfig::Covid(_) => &self.covid_csv,
+            TrialConfig::Vae(_) => &self.faces,
+        }
+    }
+
+    /// The trial id of `config` trained on this data.
+    pub fn trial_id(&self, config: &TrialConfig) -> String {
+        wick_common::ids::trial_id(config, self.for_task(config))
+    }
 }
 
 impl From<&DataRef> for DataDoc {

@@ -2,7 +2,6 @@
 //! cancelled ones requeued, finished ones reused), cancelling, and the best trial of a
 //! task.
 
-use wick_common::ids;
 use wick_common::trial::TrialConfig;
 use wick_proto::v1::SweepSpec;
 
@@ -28,7 +27,7 @@ impl State {
             changes: Vec::new(),
         };
         for config in configs {
-            let id = ids::trial_id(&config);
+            let id = data.trial_id(&config);
             match self.trials.get(&id) {
                 None => {
                     let record = TrialRecord {
@@ -92,7 +91,10 @@ impl State {
                     sweep_id: sweep_id.to_string(),
                     name: spec.name.clone(),
                     created_ms: now_ms,
-                    trial_ids: configs.iter().map(ids::trial_id).collect(),
+                    trial_ids: {
+                        let data = spec.data.as_ref().map(DataDoc::from).unwrap_or_default();
+                        configs.iter().map(|c| data.trial_id(c)).collect()
+                    },
                 },
                 spec: spec.clone(),
             },

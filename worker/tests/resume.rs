@@ -2,6 +2,8 @@
 //! ends with exactly the numbers of an uninterrupted run, and bad checkpoints are refused
 //! with a clear error. Runs on small generated data.
 
+mod serve_support;
+
 use candle_core::{Device, Tensor};
 use wick_common::covid::{CaseTable, CovidData, PrepOptions, prepare};
 use wick_common::trial::{Cell, CovidConfig, VaeConfig};
@@ -10,28 +12,10 @@ use wick_worker::covid::model::batch_time_major;
 use wick_worker::vae::images::ImageSet;
 use wick_worker::{covid, vae};
 
-/// Six countries over 50 days in the long layout: two pairs that move together (so set C is
-/// not empty) and irregular daily increments.
+/// The shared generated table (six countries, 50 days from 2020-02-01), prepared with L.
 fn covid_data(l: usize) -> (CaseTable, CovidData) {
-    let mut csv = String::from("Date,Country,Confirmed\n");
+    let csv = serve_support::covid_csv();
     let start = chrono::NaiveDate::from_ymd_opt(2020, 2, 1).unwrap();
-    for (ci, name) in ["France", "Germany", "Italy", "Spain", "Japan", "Chile"]
-        .iter()
-        .enumerate()
-    {
-        let mut cum = 0.0;
-        for d in 0..50u32 {
-            // Two families of curves (even and odd countries), scaled and jittered per country.
-            let family = if ci % 2 == 0 {
-                (d * 3 % 7) as f64 * (1.0 + f64::from(d) / 5.0)
-            } else {
-                ((d * 5 % 9) as f64 + 2.0) * f64::from(d % 4 + 1)
-            };
-            cum += family * (ci as f64 + 1.0) + f64::from((d * (ci as u32 + 1)) % 3);
-            let date = start + chrono::Days::new(u64::from(d));
-            csv.push_str(&format!("{date},{name},{cum}\n"));
-        }
-    }
     let table = CaseTable::parse(&csv).unwrap();
     let opts = PrepOptions {
         l,

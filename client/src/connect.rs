@@ -7,10 +7,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Response, Status};
 use wick_common::store::Store;
 use wick_proto::v1::sweeps_client::SweepsClient;
+use wick_service::auth::{AuthChannel, Token, with_token};
 
 use crate::cli::Global;
 use crate::embedded::Embedded;
@@ -29,7 +30,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// A connection to the coordinator for one command.
 pub struct Session {
     /// Client of the coordinator's Sweeps API (cheap to clone).
-    pub sweeps: SweepsClient<Channel>,
+    pub sweeps: SweepsClient<AuthChannel>,
     /// The coordinator's address, for messages.
     pub target: String,
     /// The store the client may write datasets into: the embedded one, or `--store`.
@@ -47,7 +48,11 @@ fn normalise(url: &str) -> String {
 }
 
 /// A channel to `url`, or an error that says how to get one.
-async fn connect(url: &str, embedded: bool) -> Result<SweepsClient<Channel>> {
+async fn connect(
+    url: &str,
+    token: Option<&Token>,
+    embedded: bool,
+) -> Result<SweepsClient<AuthChannel>> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .with_context(|| format!("'{url}' is not a coordinator URL; use http://HOST:PORT"))?
         .connect_timeout(CONNECT_TIMEOUT);
@@ -58,7 +63,7 @@ async fn connect(url: &str, embedded: bool) -> Result<SweepsClient<Channel>> {
         ),
         false => unreachable(url, &causes(&e)),
     })?;
-    Ok(SweepsClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+    Ok(SweepsClient::new(with_token(channel, token)).max_decoding_message_size(MAX_MESSAGE))
 }
 
 /// An error and its causes on one line (tonic's transport error alone says only
@@ -86,7 +91,8 @@ impl Session {
     pub async fn open(g: &Global, workers: u32) -> Result<Session> {
         if let Some(url) = &g.coordinator {
             let target = normalise(url);
-            let sweeps = connect(&target, false).await?;
+            let token = g.token()?;
+            let sweeps = connect(&target, token.as_ref(), false).await?;
             let store = g.store.as_deref().map(Store::open).transpose()?;
             return Ok(Session {
                 sweeps,
@@ -97,7 +103,8 @@ impl Session {
         }
         let embedded = Embedded::start(&g.home, workers, &g.device).await?;
         let target = embedded.url().to_string();
-        let sweeps = match connect(&target, true).await {
+        // The embedded servers check no token, so none is sent.
+        let sweeps = match connect(&target, None, true).await {
             Ok(s) => s,
             Err(e) => return Err(embedded.stop().await.err().unwrap_or(e)),
         };
@@ -131,7 +138,7 @@ impl Session {
     /// registered yet) is retried for a few seconds.
     pub async fn inference<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
     where
-        F: FnMut(SweepsClient<Channel>) -> Fut,
+        F: FnMut(SweepsClient<AuthChannel>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let deadline = Instant::now() + WORKER_WAIT;
@@ -211,7 +218,7 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let e = connect(&url, false).await.unwrap_err().to_string();
+        let e = connect(&url, None, false).await.unwrap_err().to_string();
         assert!(
             e.contains(&url) && e.contains("leave out --coordinator"),
             "{e}"

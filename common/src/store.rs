@@ -8,6 +8,7 @@
 //! half an artifact. Keys are relative to the URL's prefix.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -25,7 +26,12 @@ pub struct Store {
     prefix: String,
     /// The URL it was opened from, for messages.
     url: String,
+    /// Failed operations so far, by kind, shared by every clone (for the metrics).
+    errors: Arc<[AtomicU64; OPS.len()]>,
 }
+
+/// The kinds of store operation, as counted in [`Store::error_counts`].
+const OPS: [&str; 5] = ["put", "get", "exists", "list", "delete"];
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,9 +39,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn store_err(url: &str, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Store(format!("{what} in {url}: {e}"))
-}
 
 impl Store {
     /// Opens `url` (`file:///abs/path`, `s3://bucket[/prefix]`, `memory://`). A `file://`
@@ -52,6 +55,7 @@ impl Store {
                 inner,
                 prefix: String::new(),
                 url: url.into(),
+                errors: Default::default(),
             });
         }
         if let Some(path) = url.strip_prefix("file://") {
@@ -67,6 +71,7 @@ impl Store {
                 inner: Arc::new(fs),
                 prefix: String::new(),
                 url: url.into(),
+                errors: Default::default(),
             });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
@@ -83,6 +88,7 @@ impl Store {
                 inner: Arc::new(s3),
                 prefix,
                 url: url.into(),
+                errors: Default::default(),
             });
         }
         Err(bad(&"unknown scheme"))
@@ -101,6 +107,23 @@ impl Store {
     /// The URL the store was opened from.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How many operations of each kind (`put`, `get`, `exists`, `list`, `delete`) have
+    /// failed through this store or any clone of it.
+    pub fn error_counts(&self) -> Vec<(&'static str, u64)> {
+        OPS.iter()
+            .zip(self.errors.iter())
+            .map(|(op, n)| (*op, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Counts a failed `op` and names it, the key and the store in the error.
+    fn fail(&self, op: &str, what: &str, e: impl std::fmt::Display) -> Error {
+        if let Some(i) = OPS.iter().position(|o| *o == op) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+        Error::Store(format!("{what} in {}: {e}", self.url))
     }
 
     fn path(&self, key: &str) -> StorePath {
@@ -129,7 +152,7 @@ impl Store {
             .put(&self.path(key), payload)
             .await
             .map(|_| ())
-            .map_err(|e| store_err(&self.url, &format!("cannot write '{key}'"), e))
+            .map_err(|e| self.fail("put", &format!("cannot write '{key}'"), e))
     }
 
     /// The bytes under `key`, or `None` when there is no such key.
@@ -139,9 +162,9 @@ impl Store {
                 .bytes()
                 .await
                 .map(Some)
-                .map_err(|e| store_err(&self.url, &format!("cannot read '{key}'"), e)),
+                .map_err(|e| self.fail("get", &format!("cannot read '{key}'"), e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_err(&self.url, &format!("cannot read '{key}'"), e)),
+            Err(e) => Err(self.fail("get", &format!("cannot read '{key}'"), e)),
         }
     }
 
@@ -150,7 +173,7 @@ impl Store {
         match self.inner.head(&self.path(key)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(store_err(&self.url, &format!("cannot look up '{key}'"), e)),
+            Err(e) => Err(self.fail("exists", &format!("cannot look up '{key}'"), e)),
         }
     }
 
@@ -163,7 +186,7 @@ impl Store {
             .map_ok(|m| (self.key_of(&m.location), m.size))
             .try_collect()
             .await
-            .map_err(|e| store_err(&self.url, &format!("cannot list '{prefix}'"), e))?;
+            .map_err(|e| self.fail("list", &format!("cannot list '{prefix}'"), e))?;
         out.sort();
         Ok(out)
     }
@@ -172,7 +195,7 @@ impl Store {
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self.inner.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_err(&self.url, &format!("cannot delete '{key}'"), e)),
+            Err(e) => Err(self.fail("delete", &format!("cannot delete '{key}'"), e)),
         }
     }
 }
@@ -256,6 +279,19 @@ mod tests {
             s.delete("a/b.json").await.unwrap();
             assert!(!s.exists("a/b.json").await.unwrap());
         }
+    }
+
+    #[tokio::test]
+    async fn failed_operations_are_counted_by_kind_across_clones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&Store::file_url(dir.path()).unwrap()).unwrap();
+        s.put("a", b"file".to_vec()).await.unwrap();
+        // "a" is a file, so nothing can be written beneath it.
+        let e = s.clone().put("a/b", b"x".to_vec()).await.unwrap_err();
+        assert!(e.to_string().contains("cannot write 'a/b'"), "{e}");
+        let counts = s.error_counts();
+        assert_eq!(counts.iter().find(|(op, _)| *op == "put"), Some(&("put", 1)));
+        assert!(counts.iter().filter(|(op, _)| *op != "put").all(|(_, n)| *n == 0));
     }
 
     #[test]

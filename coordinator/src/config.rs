@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use wick_service::auth::{Token, TokenArgs};
 
 /// wick coordinator: expands hyperparameter sweeps into trials and leases them to workers.
 ///
@@ -26,17 +27,24 @@ pub struct Args {
     pub store: Option<String>,
     /// A lease not renewed by a heartbeat for this many milliseconds is taken back and its
     /// trial queued again.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "WICK_LEASE_TTL_MS", default_value_t = 10_000)]
     pub lease_ttl_ms: u64,
     /// Workers are told to send a heartbeat this often (milliseconds); expired leases are
     /// also looked for at this interval. Must be below --lease-ttl-ms.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, env = "WICK_HEARTBEAT_MS", default_value_t = 1_000)]
     pub heartbeat_ms: u64,
     /// Leases a trial may lose (its worker vanished) before it is marked failed.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, env = "WICK_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
-    /// Log one JSON object per line instead of text (for log collectors).
-    #[arg(long)]
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks a
+    /// free port, printed on stderr), or `none`.
+    #[arg(long, env = "WICK_METRICS_LISTEN", default_value = "none", value_name = "ADDR")]
+    pub metrics_listen: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Log one JSON object per line instead of text (for log collectors); RUST_LOG filters
+    /// (default info).
+    #[arg(long, env = "WICK_JSON_LOGS")]
     pub json_logs: bool,
 }
 
@@ -59,6 +67,11 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Leases a trial may lose before it is marked failed.
     pub max_attempts: u32,
+    /// Where to serve Prometheus metrics (`None`: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token every call must carry, and that workers require (`None`: calls are
+    /// not authenticated).
+    pub token: Option<Token>,
 }
 
 impl Default for Config {
@@ -69,6 +82,8 @@ impl Default for Config {
             lease_ttl: Duration::from_millis(10_000),
             heartbeat: Duration::from_millis(1_000),
             max_attempts: 3,
+            metrics_listen: None,
+            token: None,
         }
     }
 }
@@ -119,6 +134,12 @@ impl TryFrom<Args> for Config {
             lease_ttl: Duration::from_millis(a.lease_ttl_ms),
             heartbeat: Duration::from_millis(a.heartbeat_ms),
             max_attempts: a.max_attempts,
+            metrics_listen: wick_service::metrics::parse_listen(&a.metrics_listen)
+                .map_err(|e| ConfigError::Invalid(format!("{e:#}")))?,
+            token: a
+                .token
+                .load()
+                .map_err(|e| ConfigError::Invalid(format!("{e:#}")))?,
         };
         config.validate()?;
         Ok(config)

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{Events, Published};
 use crate::inference::Router;
+use crate::metrics::Metrics;
 use crate::records::TrialState;
 use crate::state::{Change, State, status};
 use crate::{grid, persist};
@@ -35,6 +36,8 @@ pub struct Coordinator {
     pub router: Router,
     /// Turns true when the coordinator is stopping (ends watches and the reaper).
     pub shutdown: watch::Receiver<bool>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 fn now_ms() -> i64 {
@@ -59,13 +62,16 @@ impl Coordinator {
     ) -> Result<Coordinator> {
         let mut state = State::new(config.lease_ttl, config.max_attempts);
         persist::load_all(&store, &mut state, Instant::now()).await?;
+        let counted = store.clone();
+        let metrics = Arc::new(Metrics::new(move || counted.error_counts()));
         Ok(Coordinator {
+            router: Router::new(config.token.clone(), metrics.clone()),
             config,
             store,
             state: Mutex::new(state),
             events: Events::default(),
-            router: Router::default(),
             shutdown,
+            metrics,
         })
     }
 
@@ -215,6 +221,7 @@ impl Coordinator {
         let t = &change.trial;
         let r = &t.record;
         tracing::info!(trial = %r.trial_id, worker = %r.worker, attempt = r.attempts, from_epoch = r.checkpoint_epoch, "trial leased");
+        self.metrics.leases_granted.inc();
         let assignment = Assignment {
             trial_id: r.trial_id.clone(),
             lease_id,
@@ -245,6 +252,8 @@ impl Coordinator {
         })?;
         persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics).await?;
         persist::save_trial(&self.store, &change.trial.record).await?;
+        let seconds = metrics.get("seconds").and_then(|s| s.as_f64());
+        self.metrics.epochs.record(change.trial.config.task(), seconds);
         self.commit(&mut st, vec![change]);
         Ok(())
     }
@@ -273,6 +282,12 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The metrics page for one scrape.
+    pub async fn render_metrics(&self) -> String {
+        let (trials, workers) = self.state.lock().await.census(Instant::now());
+        self.metrics.render(&trials, workers)
+    }
+
     /// Takes back expired leases (called by the reaper every heartbeat interval).
     pub async fn reap(&self) -> Result<()> {
         let mut st = self.state.lock().await;
@@ -286,6 +301,7 @@ impl Coordinator {
         for c in &changes {
             tracing::warn!(trial = %c.trial.id(), worker = %c.trial.record.worker, "lease expired: {}", c.trial.record.message);
         }
+        self.metrics.leases_expired.inc_by(changes.len() as u64);
         self.commit(&mut st, changes);
         Ok(())
     }

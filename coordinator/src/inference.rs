@@ -5,12 +5,18 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Response, Status};
 use wick_proto::v1::inference_client::InferenceClient;
+use wick_service::auth::{AuthChannel, Token, with_token};
+
+use crate::metrics::Metrics;
+
+/// A client of one worker's inference service, carrying the cluster's token.
+pub type WorkerClient = InferenceClient<AuthChannel>;
 
 /// Largest message to or from a worker: image batches and all-country forecasts fit.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -20,14 +26,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Cached clients by worker address.
-#[derive(Default)]
 pub struct Router {
     /// One lazily connected client per address; tonic reconnects it when needed.
-    clients: Mutex<HashMap<String, InferenceClient<Channel>>>,
+    clients: Mutex<HashMap<String, WorkerClient>>,
+    /// The token workers require.
+    token: Option<Token>,
+    /// Where calls are counted and timed.
+    metrics: Arc<Metrics>,
 }
 
 impl Router {
-    fn client(&self, addr: &str) -> Result<InferenceClient<Channel>, Status> {
+    /// A router whose calls carry `token` and are recorded in `metrics`.
+    pub fn new(token: Option<Token>, metrics: Arc<Metrics>) -> Router {
+        Router {
+            clients: Mutex::default(),
+            token,
+            metrics,
+        }
+    }
+
+    fn client(&self, addr: &str) -> Result<WorkerClient, Status> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(addr) {
             return Ok(c.clone());
@@ -46,17 +64,35 @@ impl Router {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
             .connect_lazy();
-        let c = InferenceClient::new(channel)
+        let c = InferenceClient::new(with_token(channel, self.token.as_ref()))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         clients.insert(addr.to_string(), c.clone());
         Ok(c)
     }
 
-    /// Calls `f` on the workers at `addrs` in turn until one answers.
-    pub async fn call<T, F, Fut>(&self, addrs: Vec<String>, f: F) -> Result<Response<T>, Status>
+    /// Calls `f` on the workers at `addrs` in turn until one answers, and records the
+    /// call as `method` in the metrics.
+    pub async fn call<T, F, Fut>(
+        &self,
+        method: &str,
+        addrs: Vec<String>,
+        f: F,
+    ) -> Result<Response<T>, Status>
     where
-        F: Fn(InferenceClient<Channel>) -> Fut,
+        F: Fn(WorkerClient) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let start = Instant::now();
+        let result = self.try_each(addrs, f).await;
+        let code = result.as_ref().map_or_else(|e| e.code(), |_| Code::Ok);
+        self.metrics.inference.record(method, code, start.elapsed());
+        result
+    }
+
+    async fn try_each<T, F, Fut>(&self, addrs: Vec<String>, f: F) -> Result<Response<T>, Status>
+    where
+        F: Fn(WorkerClient) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         if addrs.is_empty() {

@@ -17,6 +17,7 @@
 //! - `events`: fan-out of sweep events to watching clients.
 //! - `coordinator`: the operations, each planned under a lock, persisted, then applied.
 //! - `inference`: routing of inference calls to live workers.
+//! - `metrics`: the Prometheus metrics.
 //! - `sweeps_service`, `work_service`: the gRPC services over `coordinator`.
 
 pub mod config;
@@ -25,6 +26,7 @@ pub mod error;
 mod events;
 pub mod grid;
 mod inference;
+mod metrics;
 mod persist;
 pub mod records;
 mod state;
@@ -38,8 +40,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use wick_common::store::Store;
+use wick_service::auth::RequireToken;
 use wick_proto::v1::sweeps_server::SweepsServer;
 use wick_proto::v1::work_server::WorkServer;
 
@@ -53,8 +57,11 @@ use crate::work_service::WorkService;
 const MAX_REQUEST: usize = 64 * 1024 * 1024;
 
 /// Serves the `Sweeps`, `Work` and gRPC health services on `listener` until `shutdown`
-/// completes: opens the store, loads the state an earlier coordinator left, and runs
-/// the lease reaper. Watches end and the reaper stops when `shutdown` fires.
+/// completes: opens the store, loads the state an earlier coordinator left, runs the
+/// lease reaper and, with `config.metrics_listen`, the Prometheus endpoint (its address
+/// printed on stderr as `coordinator metrics on ADDR`). Watches end and the reaper stops
+/// when `shutdown` fires. With `config.token`, every call but health checks (which
+/// Kubernetes probes make without credentials) must carry it.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -69,15 +76,34 @@ pub async fn serve(
             .context("cannot load the coordinator's state from the store")?,
     );
     let reaper = tokio::spawn(reap(core.clone()));
+    let metrics = match config_metrics(&core).await? {
+        Some((listener, addr)) => {
+            eprintln!("coordinator metrics on {addr}");
+            let render_core = core.clone();
+            let render: wick_service::metrics::Render = Arc::new(move || {
+                let core = render_core.clone();
+                Box::pin(async move { core.render_metrics().await })
+            });
+            let mut stopped = core.shutdown.clone();
+            let done = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(wick_service::metrics::serve(listener, render, done)))
+        }
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SweepsServer<SweepsService>>().await;
     health.set_serving::<WorkServer<WorkService>>().await;
+    let auth = RequireToken::new(core.config.token.clone());
     let sweeps = SweepsServer::new(SweepsService { core: core.clone() })
         .max_decoding_message_size(MAX_REQUEST)
         .max_encoding_message_size(MAX_REQUEST);
     let work =
         WorkServer::new(WorkService { core: core.clone() }).max_decoding_message_size(MAX_REQUEST);
+    let sweeps = InterceptedService::new(sweeps, auth.clone());
+    let work = InterceptedService::new(work, auth);
     let signal = async move {
         shutdown.await;
         tracing::info!("coordinator shutting down");
@@ -93,7 +119,22 @@ pub async fn serve(
         .await
         .context("the gRPC server failed")?;
     reaper.await.context("the lease reaper panicked")?;
+    if let Some(metrics) = metrics {
+        metrics.await.context("the metrics server panicked")??;
+    }
     Ok(())
+}
+
+/// The bound metrics listener and its address, when metrics were asked for.
+async fn config_metrics(
+    core: &Coordinator,
+) -> anyhow::Result<Option<(TcpListener, std::net::SocketAddr)>> {
+    let Some(addr) = core.config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = wick_service::metrics::bind(addr).await?;
+    let addr = listener.local_addr().context("the metrics listener has no address")?;
+    Ok(Some((listener, addr)))
 }
 
 /// Every heartbeat interval, takes back the leases that expired, until shutdown.

@@ -3,21 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use wick_coordinator::{Args, Config, serve};
-
-/// Logging to stderr, filtered by RUST_LOG (default `info`), as text or JSON lines.
-fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM, the signal Kubernetes stops pods with.
 async fn shutdown_signal() {
@@ -46,7 +32,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing(args.json_logs);
+    wick_service::init_logs(args.json_logs);
     let listen = args.listen;
     let config = Config::try_from(args)?;
     let listener = tokio::net::TcpListener::bind(listen)

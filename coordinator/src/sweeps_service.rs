@@ -101,7 +101,7 @@ impl Sweeps for SweepsService {
         let addrs = self.core.inference_addrs().await;
         self.core
             .router
-            .call(addrs, |mut c| {
+            .call("predict", addrs, |mut c| {
                 let p = p.clone();
                 async move { c.predict(p).await }
             })
@@ -114,7 +114,7 @@ impl Sweeps for SweepsService {
         let addrs = self.core.inference_addrs().await;
         self.core
             .router
-            .call(addrs, |mut c| {
+            .call("sample", addrs, |mut c| {
                 let p = p.clone();
                 async move { c.sample(p).await }
             })
@@ -130,7 +130,7 @@ impl Sweeps for SweepsService {
         let addrs = self.core.inference_addrs().await;
         self.core
             .router
-            .call(addrs, |mut c| {
+            .call("reconstruct", addrs, |mut c| {
                 let p = p.clone();
                 async move { c.reconstruct(p).await }
             })
@@ -146,7 +146,7 @@ impl Sweeps for SweepsService {
         let addrs = self.core.inference_addrs().await;
         self.core
             .router
-            .call(addrs, |mut c| {
+            .call("interpolate", addrs, |mut c| {
                 let p = p.clone();
                 async move { c.interpolate(p).await }
             })

@@ -63,22 +63,8 @@ fn main() {
     }
 }
 
-/// Logs to stderr (text, or JSON with `--json-logs`), filtered by `RUST_LOG` (default info).
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-}
-
 fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
-    init_logs(args.json_logs);
+    wick_service::init_logs(args.json_logs);
     let config = args.config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve::run(config, stop_signal()))

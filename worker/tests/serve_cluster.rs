@@ -36,6 +36,7 @@ async fn a_mixed_sweep_completes_on_two_workers_and_answers_inference() {
         lease_ttl: Duration::from_secs(3),
         heartbeat: Duration::from_millis(200),
         max_attempts: 3,
+        ..Default::default()
     };
     let (stop_coordinator, rx) = oneshot::channel::<()>();
     let coordinator_task = tokio::spawn(wick_coordinator::serve(listener, config, async move {

@@ -70,9 +70,23 @@ pub struct Global {
     /// file:///path); needed only to upload local data with `sweep --data DIR`.
     #[arg(long, env = "WICK_STORE", global = true, value_name = "URL")]
     pub store: Option<String>,
+    /// [cluster] File holding the cluster's bearer token (WICK_TOKEN=TOKEN passes the
+    /// token itself); needed when the coordinator was started with one.
+    #[arg(long, env = "WICK_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print one JSON document on stdout (and nothing else there) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+impl Global {
+    /// The bearer token from --token-file or WICK_TOKEN, if any.
+    pub fn token(&self) -> anyhow::Result<Option<wick_service::auth::Token>> {
+        wick_service::auth::TokenArgs {
+            token_file: self.token_file.clone(),
+        }
+        .load()
+    }
 }
 
 /// The subcommands.

@@ -336,6 +336,22 @@ impl State {
         }
     }
 
+    /// How many trials are in each state (every state listed, zeros included), and how
+    /// many workers heartbeat, for the metrics.
+    pub fn census(&self, now: Instant) -> (Vec<(&'static str, usize)>, usize) {
+        use TrialState::*;
+        let states = [Queued, Running, Succeeded, Failed, Cancelled].map(|state| {
+            let n = self.trials.values().filter(|t| t.record.state == state).count();
+            (state.as_str(), n)
+        });
+        let live = self
+            .workers
+            .values()
+            .filter(|w| now.saturating_duration_since(w.last_seen) < self.lease_ttl)
+            .count();
+        (states.to_vec(), live)
+    }
+
     /// Inference addresses of the live workers, in registration order.
     pub fn inference_addrs(&self, now: Instant) -> Vec<String> {
         let mut live: Vec<&Worker> = self

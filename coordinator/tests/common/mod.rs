@@ -46,6 +46,7 @@ pub fn config(store_url: &str) -> Config {
         lease_ttl: TTL,
         heartbeat: BEAT,
         max_attempts: 3,
+        ..Config::default()
     }
 }
 

@@ -163,12 +163,12 @@ impl Lease {
         }
         let local = ckpt_dir.join(format!("epoch-{}.safetensors", e.epoch));
         let key = handle.block_on(self.report(e, &local))?;
-        tracing::info!(trial = %self.trial, worker = %self.w.name, epoch = e.epoch, epochs = e.epochs, "{}", e.headline);
+        tracing::info!(epoch = e.epoch, epochs = e.epochs, "{}", e.headline);
         // The coordinator now resumes from the new key, so the previous one is garbage.
         if let Some(old) = last.replace(key)
             && let Err(err) = handle.block_on(self.w.store.delete(&old))
         {
-            tracing::warn!(trial = %self.trial, "cannot delete the old checkpoint {old}: {err}");
+            tracing::warn!("cannot delete the old checkpoint {old}: {err}");
         }
         if self.w.stop.is_triggered() {
             return Err(Failure::Shutdown.into());
@@ -179,7 +179,8 @@ impl Lease {
 
 /// Runs one assignment to its end and reports the result to the coordinator.
 pub async fn run(w: &Arc<Worker>, a: Assignment) -> Outcome {
-    let span = tracing::info_span!("trial", trial = %a.trial_id, worker = %w.name);
+    // Inside the worker's span, so every line names both the trial and the worker.
+    let span = tracing::info_span!("trial", trial = %a.trial_id);
     let lease = Arc::new(Lease {
         w: w.clone(),
         trial: a.trial_id.clone(),
@@ -226,10 +227,10 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
     if !a.resume_checkpoint.is_empty() {
         match staging::fetch_checkpoint(&w.store, &a.resume_checkpoint, &ckpt_dir).await {
             Ok(Some(_)) => {
-                tracing::info!(trial = %a.trial_id, "resuming from {}", a.resume_checkpoint)
+                tracing::info!("resuming from {}", a.resume_checkpoint)
             }
             Ok(None) => {
-                tracing::warn!(trial = %a.trial_id, "checkpoint {} is gone from the store; starting at epoch 0", a.resume_checkpoint)
+                tracing::warn!("checkpoint {} is gone from the store; starting at epoch 0", a.resume_checkpoint)
             }
             Err(FetchError::Invalid(m)) => return Err(Failure::Trial(m)),
             Err(FetchError::Store(m)) => return Err(Failure::Transient(m)),
@@ -238,9 +239,14 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
     let ckpt = CkptDir::open(&ckpt_dir, KEEP_LOCAL_CKPTS)
         .map_err(|e| Failure::Transient(format!("{e:#}")))?;
     let (handle, device, l) = (Handle::current(), w.device.clone(), lease.clone());
+    let span = tracing::Span::current();
     let trained = tokio::task::spawn_blocking(move || {
+        let _span = span.enter();
         let mut last = None;
+        let task = config.task();
         run_trial(&config, &path, &out, Some(&ckpt), &device, &mut |e| {
+            let seconds = e.metrics.get("seconds").and_then(Value::as_f64);
+            l.w.metrics.epochs.record(task, seconds);
             l.on_epoch(&handle, &ckpt_dir, &mut last, e)
         })
     })
@@ -264,7 +270,7 @@ async fn finish(lease: &Lease, out: &Path, result: Result<Value, Failure>) -> Ou
     };
     let (message, retryable) = match failure {
         Failure::Fenced(m) => {
-            tracing::warn!(trial = %lease.trial, "lease {} ended ({m}); dropping the trial", lease.lease);
+            tracing::warn!("lease {} ended ({m}); dropping the trial", lease.lease);
             return Outcome::Fenced;
         }
         Failure::Shutdown => (
@@ -275,9 +281,9 @@ async fn finish(lease: &Lease, out: &Path, result: Result<Value, Failure>) -> Ou
         Failure::Trial(m) => (m, false),
     };
     if retryable {
-        tracing::warn!(trial = %lease.trial, "handing the trial back: {message}");
+        tracing::warn!("handing the trial back: {message}");
     } else {
-        tracing::error!(trial = %lease.trial, "trial failed: {message}");
+        tracing::error!("trial failed: {message}");
     }
     let params = FailParams {
         lease_id: lease.lease.clone(),
@@ -296,7 +302,7 @@ async fn finish(lease: &Lease, out: &Path, result: Result<Value, Failure>) -> Ou
     })
     .await;
     if let Err(e) = sent {
-        tracing::warn!(trial = %lease.trial, "the coordinator did not take the report: {}", e.into_inner().message());
+        tracing::warn!("the coordinator did not take the report: {}", e.into_inner().message());
     }
     if retryable {
         Outcome::HandedBack
@@ -350,7 +356,7 @@ async fn complete(lease: &Lease, out: &Path, mut summary: Value) -> Result<(), F
     .await;
     match r {
         Ok(_) => {
-            tracing::info!(trial = %lease.trial, worker = %lease.w.name, files = files.len(), "trial completed");
+            tracing::info!(files = files.len(), "trial completed");
             Ok(())
         }
         Err(e) => {

@@ -3,8 +3,10 @@
 //! (sizes, task) so a mistake is named before any work; candle work runs on blocking
 //! threads so the server keeps answering meanwhile.
 
+use std::future::Future;
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
@@ -12,7 +14,11 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
+use tonic::service::interceptor::InterceptedService;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use wick_common::store::Store;
+use wick_service::auth::{RequireToken, Token};
+use wick_service::metrics::InferenceMetrics;
 use wick_proto::v1::inference_server::{Inference, InferenceServer};
 use wick_proto::v1::{
     CountryForecast, ImagesResult, InterpolateParams, PredictParams, PredictResult,
@@ -42,6 +48,8 @@ pub struct InferenceService {
     models: Models,
     /// Device the models run on.
     device: Device,
+    /// Where calls are counted and timed.
+    metrics: InferenceMetrics,
 }
 
 fn required(trial_id: &str) -> Result<&str, Status> {
@@ -59,7 +67,27 @@ impl InferenceService {
         InferenceService {
             models: Models::new(store, cache, device.clone()),
             device,
+            metrics: InferenceMetrics::default(),
         }
+    }
+
+    /// Records calls in `metrics` (a registered family) instead of a private one.
+    pub fn with_metrics(mut self, metrics: InferenceMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs `call` and records it as `method`.
+    async fn measured<T>(
+        &self,
+        method: &str,
+        call: impl Future<Output = Result<Response<T>, Status>>,
+    ) -> Result<Response<T>, Status> {
+        let start = Instant::now();
+        let result = call.await;
+        let code = result.as_ref().map_or_else(|e| e.code(), |_| tonic::Code::Ok);
+        self.metrics.record(method, code, start.elapsed());
+        result
     }
 
     /// The VAE of trial `id`, or FailedPrecondition for a covid trial.
@@ -126,6 +154,36 @@ impl Inference for InferenceService {
         &self,
         req: Request<PredictParams>,
     ) -> Result<Response<PredictResult>, Status> {
+        self.measured("predict", self.predict_call(req)).await
+    }
+
+    async fn sample(&self, req: Request<SampleParams>) -> Result<Response<ImagesResult>, Status> {
+        self.measured("sample", self.sample_call(req)).await
+    }
+
+    async fn reconstruct(
+        &self,
+        req: Request<ReconstructParams>,
+    ) -> Result<Response<ImagesResult>, Status> {
+        self.measured("reconstruct", self.reconstruct_call(req))
+            .await
+    }
+
+    async fn interpolate(
+        &self,
+        req: Request<InterpolateParams>,
+    ) -> Result<Response<ImagesResult>, Status> {
+        self.measured("interpolate", self.interpolate_call(req))
+            .await
+    }
+}
+
+/// The calls themselves, measured by the trait methods above.
+impl InferenceService {
+    async fn predict_call(
+        &self,
+        req: Request<PredictParams>,
+    ) -> Result<Response<PredictResult>, Status> {
         let p = req.into_inner();
         let id = required(&p.trial_id)?;
         let loaded = self.models.load(id).await?;
@@ -175,7 +233,7 @@ impl Inference for InferenceService {
         }))
     }
 
-    async fn sample(&self, req: Request<SampleParams>) -> Result<Response<ImagesResult>, Status> {
+    async fn sample_call(&self, req: Request<SampleParams>) -> Result<Response<ImagesResult>, Status> {
         let p = req.into_inner();
         let id = required(&p.trial_id)?.to_string();
         if !(1..=MAX_IMAGES).contains(&p.n) {
@@ -200,7 +258,7 @@ impl Inference for InferenceService {
         Ok(Response::new(r))
     }
 
-    async fn reconstruct(
+    async fn reconstruct_call(
         &self,
         req: Request<ReconstructParams>,
     ) -> Result<Response<ImagesResult>, Status> {
@@ -241,7 +299,7 @@ impl Inference for InferenceService {
         Ok(Response::new(r))
     }
 
-    async fn interpolate(
+    async fn interpolate_call(
         &self,
         req: Request<InterpolateParams>,
     ) -> Result<Response<ImagesResult>, Status> {
@@ -272,22 +330,21 @@ impl Inference for InferenceService {
     }
 }
 
-/// Serves `service` and gRPC health on `listener` until `stop` fires.
+/// Serves `service` and the gRPC `health` service on `listener` until `stop` fires. With
+/// `token`, inference calls must carry it; health checks need none (probes have none).
 pub async fn serve(
     listener: TcpListener,
     service: InferenceService,
+    health: HealthServer<impl Health>,
+    token: Option<Token>,
     stop: Shutdown,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<InferenceServer<InferenceService>>()
-        .await;
     let inference = InferenceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     Server::builder()
-        .add_service(health_service)
-        .add_service(inference)
+        .add_service(health)
+        .add_service(InterceptedService::new(inference, RequireToken::new(token)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             stop.wait().await
         })

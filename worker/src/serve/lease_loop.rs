@@ -11,16 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use tracing::Instrument;
 use candle_core::Device;
 use tonic::Code;
-use tonic::transport::Channel;
 use wick_common::store::Store;
+use wick_service::auth::AuthChannel;
 use wick_proto::v1::work_client::WorkClient;
 use wick_proto::v1::{HeartbeatParams, LeaseParams, RegisterParams};
 
 use crate::device;
 use crate::serve::attempt::{self, Outcome};
 use crate::serve::data_cache::DataCache;
+use crate::serve::metrics::WorkerMetrics;
 use crate::serve::retry::{Limits, MAX_BACKOFF, RetryError, retry, transient_status};
 use crate::serve::shutdown::Shutdown;
 
@@ -42,7 +44,7 @@ pub struct Worker {
     /// Pause of an idle slot between two requests for work.
     pub poll: Duration,
     /// The coordinator's `Work` service.
-    pub client: WorkClient<Channel>,
+    pub client: WorkClient<AuthChannel>,
     /// The shared object store.
     pub store: Store,
     /// Local copies of the datasets.
@@ -51,6 +53,8 @@ pub struct Worker {
     pub work_dir: PathBuf,
     /// Fired when the worker must stop.
     pub stop: Shutdown,
+    /// Prometheus metrics.
+    pub metrics: Arc<WorkerMetrics>,
     /// Registration and held leases.
     pub state: Mutex<State>,
 }
@@ -153,7 +157,7 @@ impl Worker {
             if r.lease_ttl_ms > 0 {
                 st.lease_ttl = Duration::from_millis(r.lease_ttl_ms);
             }
-            tracing::info!(worker = %self.name, worker_id = %r.worker_id, heartbeat = ?st.heartbeat, "registered with the coordinator");
+            tracing::info!(worker_id = %r.worker_id, heartbeat = ?st.heartbeat, "registered with the coordinator");
         }
         Ok(true)
     }
@@ -184,18 +188,18 @@ impl Worker {
                 Ok(r) => {
                     for id in r.into_inner().revoked {
                         if let Some(s) = self.state().leases.get(&id) {
-                            tracing::warn!(worker = %self.name, lease = %id, "the coordinator revoked a lease; stopping its trial");
+                            tracing::warn!(lease = %id, "the coordinator revoked a lease; stopping its trial");
                             s.trigger();
                         }
                     }
                 }
                 Err(s) if s.code() == Code::NotFound => {
-                    tracing::warn!(worker = %self.name, "the coordinator does not know this worker; registering again");
+                    tracing::warn!("the coordinator does not know this worker; registering again");
                     if let Err(e) = self.register(&worker_id).await {
-                        tracing::error!(worker = %self.name, "{e:#}");
+                        tracing::error!("{e:#}");
                     }
                 }
-                Err(s) => tracing::warn!(worker = %self.name, "heartbeat failed: {}", s.message()),
+                Err(s) => tracing::warn!("heartbeat failed: {}", s.message()),
             }
         }
     }
@@ -235,8 +239,12 @@ impl Worker {
             match r.map(|r| r.into_inner().assignment) {
                 Ok(None) => self.pause(self.poll).await,
                 Ok(Some(a)) => {
-                    tracing::info!(worker = %self.name, slot, trial = %a.trial_id, attempt = a.attempt, "leased a trial");
-                    if attempt::run(&self, a).await == Outcome::HandedBack
+                    tracing::info!(slot, trial = %a.trial_id, attempt = a.attempt, "leased a trial");
+                    self.metrics.leases.inc();
+                    self.metrics.running.inc();
+                    let outcome = attempt::run(&self, a).await;
+                    self.metrics.running.dec();
+                    if outcome == Outcome::HandedBack
                         && !self.stop.is_triggered()
                     {
                         // The store or the coordinator is struggling: give it time before
@@ -249,14 +257,14 @@ impl Worker {
                 }
                 Err(RetryError::Stopped(_)) => break,
                 Err(RetryError::Failed(s)) if s.code() == Code::NotFound => {
-                    tracing::warn!(worker = %self.name, "the coordinator does not know this worker; registering again");
+                    tracing::warn!("the coordinator does not know this worker; registering again");
                     if let Err(e) = self.register(&worker_id).await {
-                        tracing::error!(worker = %self.name, "{e:#}");
+                        tracing::error!("{e:#}");
                         self.pause(self.poll).await;
                     }
                 }
                 Err(RetryError::Failed(s)) => {
-                    tracing::error!(worker = %self.name, "the coordinator refused a request for work: {}", s.message());
+                    tracing::error!("the coordinator refused a request for work: {}", s.message());
                     self.pause(self.poll).await;
                 }
             }
@@ -272,9 +280,9 @@ pub async fn run(worker: Arc<Worker>) -> Result<()> {
     // Heartbeats outlive the stop signal: they keep the leases of trials being handed
     // back valid until their Fail is sent.
     let done = Shutdown::new();
-    let heartbeats = tokio::spawn(worker.clone().heartbeats(done.clone()));
+    let heartbeats = tokio::spawn(worker.clone().heartbeats(done.clone()).in_current_span());
     let slots: Vec<_> = (0..worker.slots)
-        .map(|i| tokio::spawn(worker.clone().slot(i)))
+        .map(|i| tokio::spawn(worker.clone().slot(i).in_current_span()))
         .collect();
     let mut panicked = None;
     for s in slots {

@@ -13,11 +13,16 @@
 //! - `attempt`: one leased trial, from data to Complete or Fail.
 //! - `models`: trials loaded for inference, in a small LRU.
 //! - `inference`: the `Inference` gRPC service over `models`.
+//! - `health`: the gRPC health status Kubernetes probes, from probes of the coordinator
+//!   and the store.
+//! - `metrics`: the Prometheus metrics.
 
 mod attempt;
 pub mod data_cache;
+mod health;
 pub mod inference;
 mod lease_loop;
+mod metrics;
 mod models;
 mod retry;
 mod shutdown;
@@ -31,13 +36,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use tracing::Instrument;
 use tonic::transport::{Channel, Endpoint};
 use wick_common::store::Store;
+use wick_service::auth::{Token, TokenArgs, with_token};
 
 use crate::device;
 use crate::serve::data_cache::DataCache;
 use crate::serve::inference::InferenceService;
 use crate::serve::lease_loop::Worker;
+use crate::serve::metrics::WorkerMetrics;
 use crate::serve::shutdown::Shutdown;
 
 /// How often an idle slot asks for work by default.
@@ -53,7 +61,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Args)]
 #[command(after_long_help = "EXAMPLES:\n  \
 worker serve --coordinator http://127.0.0.1:50051 --store file:///srv/wick\n  \
-worker serve --coordinator http://coord:50051 --store s3://wick/prod --device cuda:0 --slots 2 --listen 0.0.0.0:50061")]
+worker serve --coordinator http://coord:50051 --store s3://wick/prod --device cuda:0 --slots 2 \\\n    --listen 0.0.0.0:50061 --advertise 10.1.2.3:50061 --metrics-listen 0.0.0.0:9090 --token-file /run/wick/token\n\n\
+HEALTH: the inference port also serves grpc.health.v1: service \"liveness\" is SERVING while the\n\
+process runs; service \"\" is SERVING only while the coordinator and the store answer.")]
 pub struct ServeArgs {
     /// Coordinator to pull work from, http://HOST:PORT.
     #[arg(long, env = "WICK_COORDINATOR")]
@@ -62,15 +72,20 @@ pub struct ServeArgs {
     /// (credentials and endpoint from the AWS_* variables) or memory://.
     #[arg(long, env = "WICK_STORE")]
     pub store: String,
-    /// Address of this worker's inference server, IP:PORT (port 0 picks a free one), or
-    /// `none` to serve no inference.
-    #[arg(long, default_value = "127.0.0.1:0")]
+    /// Address of this worker's inference and health server, IP:PORT (port 0 picks a free
+    /// one), or `none` to serve no inference.
+    #[arg(long, env = "WICK_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// HOST:PORT the coordinator should dial for inference, when it differs from --listen
+    /// (e.g. the pod IP when listening on 0.0.0.0) [default: the --listen address, with a
+    /// wildcard IP replaced by the host name].
+    #[arg(long, env = "WICK_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
     /// Device: cpu, cuda:N, or auto (a GPU if there is one).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, env = "WICK_DEVICE", default_value = "auto")]
     pub device: String,
     /// Trials to run at once.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "WICK_SLOTS", default_value_t = 1)]
     pub slots: usize,
     /// Name shown in status and logs [default: the host name].
     #[arg(long, env = "WICK_WORKER_NAME")]
@@ -82,8 +97,15 @@ pub struct ServeArgs {
     /// CPU threads for the tensor math [default: all cores].
     #[arg(long, env = "WICK_THREADS")]
     pub threads: Option<usize>,
-    /// Write log lines as JSON objects (for log collectors) instead of text.
-    #[arg(long)]
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks a
+    /// free port, printed on stderr), or `none`.
+    #[arg(long, env = "WICK_METRICS_LISTEN", default_value = "none", value_name = "ADDR")]
+    pub metrics_listen: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Write log lines as JSON objects (for log collectors) instead of text; RUST_LOG
+    /// filters (default info).
+    #[arg(long, env = "WICK_JSON_LOGS")]
     pub json_logs: bool,
 }
 
@@ -98,6 +120,9 @@ impl ServeArgs {
                 format!("--listen '{addr}' is not IP:PORT (e.g. 127.0.0.1:0) or `none`")
             })?),
         };
+        c.advertise = self.advertise.clone();
+        c.metrics_listen = wick_service::metrics::parse_listen(&self.metrics_listen)?;
+        c.token = self.token.load()?;
         c.device = self.device.clone();
         c.slots = self.slots;
         if let Some(name) = &self.name {
@@ -121,6 +146,12 @@ pub struct ServeConfig {
     pub store: String,
     /// Where the inference server listens (port 0 = any free port); `None` = no server.
     pub listen: Option<SocketAddr>,
+    /// The address the coordinator dials for inference (`None`: derived from `listen`).
+    pub advertise: Option<String>,
+    /// Where to serve Prometheus metrics (`None`: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The cluster's bearer token: sent to the coordinator, required of inference callers.
+    pub token: Option<Token>,
     /// `cpu`, `cuda:N` or `auto`.
     pub device: String,
     /// Trials run at once.
@@ -142,6 +173,9 @@ impl ServeConfig {
             coordinator: coordinator.into(),
             store: store.into(),
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            advertise: None,
+            metrics_listen: None,
+            token: None,
             device: "auto".into(),
             slots: 1,
             cache: default_cache(&name),
@@ -168,6 +202,12 @@ impl ServeConfig {
         }
         if self.name.trim().is_empty() {
             bail!("--name must not be empty");
+        }
+        if let Some(a) = &self.advertise {
+            let port = a.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
+                bail!("--advertise '{a}' is not HOST:PORT (e.g. 10.1.2.3:50061)");
+            }
         }
         if self.poll_interval.is_zero() {
             bail!("the poll interval must be longer than zero");
@@ -230,11 +270,20 @@ fn connect(url: &str) -> Result<Channel> {
         .connect_lazy())
 }
 
-/// Runs a worker until `shutdown` completes: serves inference (when `config.listen` is
-/// set), registers, and runs leased trials; on shutdown it stops asking for work, hands
-/// running trials back at their next epoch boundary and returns. The `worker serve`
-/// binary and the client's embedded mode both call this.
+/// Runs a worker until `shutdown` completes: serves inference and health (when
+/// `config.listen` is set) and metrics (when `config.metrics_listen` is), registers, and
+/// runs leased trials; on shutdown it stops asking for work, hands running trials back at
+/// their next epoch boundary and returns. The `worker serve` binary and the client's
+/// embedded mode both call this. Every log line inside carries the worker's name.
 pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let span = tracing::info_span!("worker", worker = %config.name);
+    run_in_span(config, shutdown).instrument(span).await
+}
+
+async fn run_in_span(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -242,16 +291,36 @@ pub async fn run(
     let store = Store::open(&config.store)?;
     let device = device::parse(&config.device)?;
     let cache = Arc::new(DataCache::new(config.cache.join("data"), store.clone()));
+    let metrics = Arc::new(WorkerMetrics::new(&store));
+    let channel = with_token(connect(&config.coordinator)?, config.token.as_ref());
     let stop = Shutdown::new();
     {
-        let (stop, name) = (stop.clone(), config.name.clone());
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!(worker = %name, "shutting down: no new work; running trials are handed back at their next epoch");
-            stop.trigger();
-        });
+        let stop = stop.clone();
+        tokio::spawn(
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new work; running trials are handed back at their next epoch");
+                stop.trigger();
+            }
+            .in_current_span(),
+        );
     }
-    let mut server = None;
+    let mut tasks = Vec::new();
+    if let Some(addr) = config.metrics_listen {
+        let listener = wick_service::metrics::bind(addr).await?;
+        let local = listener.local_addr().context("the metrics listener has no address")?;
+        eprintln!("worker {} metrics on {local}", config.name);
+        let m = metrics.clone();
+        let render: wick_service::metrics::Render = Arc::new(move || {
+            let page = m.render();
+            Box::pin(async move { page })
+        });
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(
+            wick_service::metrics::serve(listener, render, async move { stop.wait().await })
+                .in_current_span(),
+        ));
+    }
     let mut inference_addr = String::new();
     if let Some(addr) = config.listen {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -260,14 +329,31 @@ pub async fn run(
         let local = listener
             .local_addr()
             .context("the inference listener has no address")?;
-        tracing::info!(worker = %config.name, "worker {} inference listening on {local}", config.name);
-        inference_addr = advertised(local);
-        let service = InferenceService::new(store.clone(), cache.clone(), device.clone());
-        server = Some(tokio::spawn(inference::serve(
-            listener,
-            service,
-            stop.clone(),
-        )));
+        tracing::info!("worker {} inference listening on {local}", config.name);
+        inference_addr = config.advertise.clone().unwrap_or_else(|| advertised(local));
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        tokio::spawn(
+            health::watch(
+                reporter,
+                channel.clone(),
+                store.clone(),
+                metrics.clone(),
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
+        let service = InferenceService::new(store.clone(), cache.clone(), device.clone())
+            .with_metrics(metrics.inference.clone());
+        tasks.push(tokio::spawn(
+            inference::serve(
+                listener,
+                service,
+                health_service,
+                config.token.clone(),
+                stop.clone(),
+            )
+            .in_current_span(),
+        ));
     }
     let worker = Arc::new(Worker {
         name: config.name.clone(),
@@ -275,19 +361,20 @@ pub async fn run(
         slots: config.slots,
         inference_addr,
         poll: config.poll_interval,
-        client: wick_proto::v1::work_client::WorkClient::new(connect(&config.coordinator)?),
+        client: wick_proto::v1::work_client::WorkClient::new(channel),
         store,
         cache,
         work_dir: config.cache.join("work"),
         stop: stop.clone(),
+        metrics,
         state: Default::default(),
     });
     let result = lease_loop::run(worker).await;
-    // Also ends the inference server when the lease loop failed on its own.
+    // Also ends the servers when the lease loop failed on its own.
     stop.trigger();
-    if let Some(server) = server {
-        server.await.context("the inference server panicked")??;
+    for task in tasks {
+        task.await.context("a worker server panicked")??;
     }
-    tracing::info!(worker = %config.name, "worker stopped");
+    tracing::info!("worker stopped");
     result
 }

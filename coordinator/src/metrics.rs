@@ -1,0 +1,83 @@
+//! The coordinator's Prometheus metrics (prefix `wick_coordinator_`). Counters and
+//! histograms are updated where the events happen (a lease granted or expired, an epoch
+//! recorded, an inference call routed); trials by state, live workers and store errors
+//! are read from the state and the store at scrape time, so they can never drift from
+//! what `client status` shows.
+
+use wick_service::metrics::{
+    Counter, CountersFn, EncodeLabelSet, EpochMetrics, Family, Gauge, InferenceMetrics, Registry,
+    encode,
+};
+
+/// A trial state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+}
+
+/// Every metric the coordinator exports; handles are cheap clones of shared counters.
+pub struct Metrics {
+    registry: Registry,
+    /// Leases handed to workers.
+    pub leases_granted: Counter,
+    /// Leases taken back because their worker stopped heartbeating.
+    pub leases_expired: Counter,
+    /// Epochs recorded from progress reports, with the durations the workers measured.
+    pub epochs: EpochMetrics,
+    /// Trials by state (set at scrape time).
+    trials: Family<StateLabel, Gauge>,
+    /// Workers that heartbeat (set at scrape time).
+    workers: Gauge,
+    /// Inference calls routed to workers.
+    pub inference: InferenceMetrics,
+}
+
+impl Metrics {
+    /// Registers every metric; `store_errors` reads the store's failure counts.
+    pub fn new(
+        store_errors: impl Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    ) -> Metrics {
+        let mut registry = Registry::with_prefix("wick_coordinator");
+        let r = &mut registry;
+        let leases_granted = Counter::default();
+        r.register("leases_granted", "Leases handed to workers", leases_granted.clone());
+        let leases_expired = Counter::default();
+        r.register(
+            "leases_expired",
+            "Leases taken back after their worker stopped heartbeating",
+            leases_expired.clone(),
+        );
+        let epochs = EpochMetrics::default();
+        epochs.register(r);
+        let trials = Family::<StateLabel, Gauge>::default();
+        r.register("trials", "Trials by state", trials.clone());
+        let workers = Gauge::default();
+        r.register("workers", "Workers heartbeating to this coordinator", workers.clone());
+        let inference = InferenceMetrics::default();
+        inference.register(r, "routed to workers");
+        CountersFn::register(r, "store_errors", "Failed object store operations", "op", store_errors);
+        Metrics {
+            registry,
+            leases_granted,
+            leases_expired,
+            epochs,
+            trials,
+            workers,
+            inference,
+        }
+    }
+
+    /// The page for one scrape, after setting the state readings.
+    pub fn render(&self, trials_by_state: &[(&'static str, usize)], workers: usize) -> String {
+        for (state, n) in trials_by_state {
+            self.trials
+                .get_or_create(&StateLabel {
+                    state: (*state).into(),
+                })
+                .set(*n as i64);
+        }
+        self.workers.set(workers as i64);
+        encode(&self.registry)
+    }
+}

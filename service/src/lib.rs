@@ -1,0 +1,27 @@
+//! # wick-service
+//!
+//! What the `coordinator` and `worker serve` processes share around their gRPC services:
+//! log setup ([`init_logs`]), the bearer token every call carries ([`auth`]), and the
+//! Prometheus endpoint ([`metrics`]). Kept apart from the services so that the client,
+//! which only dials, takes the token code without a metrics server.
+
+pub mod auth;
+pub mod metrics;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or, with `json`, as
+/// one JSON object per line for log collectors. Span fields (the trial and worker ids the
+/// services attach) are printed on every line inside the span.
+pub fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests that start several servers in one process) keeps the
+    // first subscriber instead of panicking.
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
+}

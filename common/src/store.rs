@@ -39,7 +39,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-
 impl Store {
     /// Opens `url` (`file:///abs/path`, `s3://bucket[/prefix]`, `memory://`). A `file://`
     /// folder is created if missing.
@@ -290,8 +289,16 @@ mod tests {
         let e = s.clone().put("a/b", b"x".to_vec()).await.unwrap_err();
         assert!(e.to_string().contains("cannot write 'a/b'"), "{e}");
         let counts = s.error_counts();
-        assert_eq!(counts.iter().find(|(op, _)| *op == "put"), Some(&("put", 1)));
-        assert!(counts.iter().filter(|(op, _)| *op != "put").all(|(_, n)| *n == 0));
+        assert_eq!(
+            counts.iter().find(|(op, _)| *op == "put"),
+            Some(&("put", 1))
+        );
+        assert!(
+            counts
+                .iter()
+                .filter(|(op, _)| *op != "put")
+                .all(|(_, n)| *n == 0)
+        );
     }
 
     #[test]

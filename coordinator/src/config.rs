@@ -38,7 +38,12 @@ pub struct Args {
     pub max_attempts: u32,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks a
     /// free port, printed on stderr), or `none`.
-    #[arg(long, env = "WICK_METRICS_LISTEN", default_value = "none", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "WICK_METRICS_LISTEN",
+        default_value = "none",
+        value_name = "ADDR"
+    )]
     pub metrics_listen: String,
     #[command(flatten)]
     pub token: TokenArgs,

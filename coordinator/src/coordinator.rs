@@ -253,7 +253,9 @@ impl Coordinator {
         persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics).await?;
         persist::save_trial(&self.store, &change.trial.record).await?;
         let seconds = metrics.get("seconds").and_then(|s| s.as_f64());
-        self.metrics.epochs.record(change.trial.config.task(), seconds);
+        self.metrics
+            .epochs
+            .record(change.trial.config.task(), seconds);
         self.commit(&mut st, vec![change]);
         Ok(())
     }

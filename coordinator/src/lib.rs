@@ -43,9 +43,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use wick_common::store::Store;
-use wick_service::auth::RequireToken;
 use wick_proto::v1::sweeps_server::SweepsServer;
 use wick_proto::v1::work_server::WorkServer;
+use wick_service::auth::RequireToken;
 
 pub use config::{Args, Config, ConfigError};
 
@@ -88,7 +88,9 @@ pub async fn serve(
             let done = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            Some(tokio::spawn(wick_service::metrics::serve(listener, render, done)))
+            Some(tokio::spawn(wick_service::metrics::serve(
+                listener, render, done,
+            )))
         }
         None => None,
     };
@@ -133,7 +135,9 @@ async fn config_metrics(
         return Ok(None);
     };
     let listener = wick_service::metrics::bind(addr).await?;
-    let addr = listener.local_addr().context("the metrics listener has no address")?;
+    let addr = listener
+        .local_addr()
+        .context("the metrics listener has no address")?;
     Ok(Some((listener, addr)))
 }
 

@@ -41,7 +41,11 @@ impl Metrics {
         let mut registry = Registry::with_prefix("wick_coordinator");
         let r = &mut registry;
         let leases_granted = Counter::default();
-        r.register("leases_granted", "Leases handed to workers", leases_granted.clone());
+        r.register(
+            "leases_granted",
+            "Leases handed to workers",
+            leases_granted.clone(),
+        );
         let leases_expired = Counter::default();
         r.register(
             "leases_expired",
@@ -53,10 +57,20 @@ impl Metrics {
         let trials = Family::<StateLabel, Gauge>::default();
         r.register("trials", "Trials by state", trials.clone());
         let workers = Gauge::default();
-        r.register("workers", "Workers heartbeating to this coordinator", workers.clone());
+        r.register(
+            "workers",
+            "Workers heartbeating to this coordinator",
+            workers.clone(),
+        );
         let inference = InferenceMetrics::default();
         inference.register(r, "routed to workers");
-        CountersFn::register(r, "store_errors", "Failed object store operations", "op", store_errors);
+        CountersFn::register(
+            r,
+            "store_errors",
+            "Failed object store operations",
+            "op",
+            store_errors,
+        );
         Metrics {
             registry,
             leases_granted,

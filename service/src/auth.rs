@@ -74,7 +74,9 @@ impl Token {
     pub fn new(text: &str) -> Result<Token> {
         let t = text.trim();
         if t.is_empty() {
-            bail!("the token is empty; put a long random string in it (e.g. `openssl rand -hex 32`)");
+            bail!(
+                "the token is empty; put a long random string in it (e.g. `openssl rand -hex 32`)"
+            );
         }
         if !t.bytes().all(|b| b.is_ascii_graphic()) {
             bail!("the token must be visible ASCII without spaces (e.g. `openssl rand -hex 32`)");
@@ -174,7 +176,10 @@ mod tests {
         let wrong = call(&mut server, Some("s3cre")).unwrap_err();
         assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
         assert!(wrong.message().contains("wrong"), "{wrong:?}");
-        assert!(!wrong.message().contains("s3cre"), "the message shows the token");
+        assert!(
+            !wrong.message().contains("s3cre"),
+            "the message shows the token"
+        );
     }
 
     #[test]

@@ -239,7 +239,8 @@ impl std::fmt::Debug for CountersFn {
 
 impl Collector for CountersFn {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let mut family = encoder.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
+        let mut family =
+            encoder.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
         for (value, count) in (self.read)() {
             let labels = [(self.label, value)];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
@@ -289,11 +290,22 @@ mod tests {
         let page = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .unwrap();
-        assert!(page.headers()[CONTENT_TYPE.as_str()].to_str().unwrap().contains("openmetrics"));
+        assert!(
+            page.headers()[CONTENT_TYPE.as_str()]
+                .to_str()
+                .unwrap()
+                .contains("openmetrics")
+        );
         let text = page.text().await.unwrap();
         assert!(text.contains("wick_calls_total 3"), "{text}");
-        assert!(text.contains("wick_latency_seconds_count{method=\"predict\"} 1"), "{text}");
-        assert!(text.contains("wick_store_errors_total{op=\"put\"} 2"), "{text}");
+        assert!(
+            text.contains("wick_latency_seconds_count{method=\"predict\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wick_store_errors_total{op=\"put\"} 2"),
+            "{text}"
+        );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();

@@ -341,7 +341,11 @@ impl State {
     pub fn census(&self, now: Instant) -> (Vec<(&'static str, usize)>, usize) {
         use TrialState::*;
         let states = [Queued, Running, Succeeded, Failed, Cancelled].map(|state| {
-            let n = self.trials.values().filter(|t| t.record.state == state).count();
+            let n = self
+                .trials
+                .values()
+                .filter(|t| t.record.state == state)
+                .count();
             (state.as_str(), n)
         });
         let live = self

@@ -171,6 +171,30 @@ impl Drop for Proc {
     }
 }
 
+/// The address after the first `marker` (e.g. "metrics on ") in `log`.
+pub fn addr_after(log: &str, marker: &str) -> Option<String> {
+    let at = log.find(marker)? + marker.len();
+    log[at..].split_whitespace().next().map(str::to_string)
+}
+
+/// The body of `GET http://addr/path` (HTTP/1.1, connection closed after), or an error.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!("GET {path}: {head}")));
+    }
+    Ok(body.to_string())
+}
+
 /// The address printed after "listening on " in a ready line.
 pub fn addr_in(line: &str) -> String {
     let at = line
@@ -311,6 +335,12 @@ pub struct Cluster {
     pub coordinator: Option<Proc>,
     /// Worker processes by name.
     pub workers: Vec<Proc>,
+    /// Extra flags of every coordinator start (e.g. --token-file).
+    pub coordinator_args: Vec<String>,
+    /// Extra flags of every worker start.
+    pub worker_args: Vec<String>,
+    /// Extra environment of every client run.
+    pub client_env: Vec<(String, String)>,
 }
 
 /// Lease timing of the tests: short, so a dead worker's trial moves on quickly.
@@ -321,7 +351,13 @@ pub const HEARTBEAT_MS: u64 = 300;
 impl Cluster {
     /// An S3 server and a coordinator; `None` when s3s-fs is missing outside CI.
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with(|_| vec![])
+    }
+
+    /// Like [`Cluster::start`], with extra coordinator flags made from the scratch folder.
+    pub fn start_with(coordinator_args: impl FnOnce(&Path) -> Vec<String>) -> Option<Cluster> {
         let dir = tempfile::tempdir().unwrap();
+        let coordinator_args = coordinator_args(dir.path());
         let s3 = S3::start(dir.path())?;
         let store = s3.url("cluster");
         let mut c = Cluster {
@@ -331,6 +367,9 @@ impl Cluster {
             port: free_port(),
             coordinator: None,
             workers: vec![],
+            coordinator_args,
+            worker_args: vec![],
+            client_env: vec![],
         };
         c.start_coordinator();
         Some(c)
@@ -340,9 +379,16 @@ impl Cluster {
         for (k, v) in self.s3.env() {
             cmd.env(k, v);
         }
-        cmd.env("RUST_LOG", "info")
-            .env_remove("WICK_COORDINATOR")
-            .env_remove("WICK_STORE");
+        cmd.env("RUST_LOG", "info");
+        // The tests say everything on the command line; a developer's settings must not leak in.
+        for var in [
+            "WICK_COORDINATOR",
+            "WICK_STORE",
+            "WICK_TOKEN",
+            "WICK_TOKEN_FILE",
+        ] {
+            cmd.env_remove(var);
+        }
     }
 
     /// Starts (or restarts) the coordinator on the cluster's port.
@@ -359,7 +405,8 @@ impl Cluster {
             &LEASE_TTL_MS.to_string(),
             "--heartbeat-ms",
             &HEARTBEAT_MS.to_string(),
-        ]);
+        ])
+        .args(&self.coordinator_args);
         self.env(&mut cmd);
         let n = self.workers.len();
         let name = format!(
@@ -396,7 +443,8 @@ impl Cluster {
         ])
         .args(["--listen", "127.0.0.1:0", "--name", name, "--device", "cpu"])
         .arg("--cache")
-        .arg(self.dir.path().join(format!("cache-{name}")));
+        .arg(self.dir.path().join(format!("cache-{name}")))
+        .args(&self.worker_args);
         self.env(&mut cmd);
         let (p, _) = Proc::start(
             cmd,
@@ -441,6 +489,7 @@ impl Cluster {
         ])
         .args(args);
         self.env(&mut cmd);
+        cmd.envs(self.client_env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).output().unwrap()
     }
 

@@ -230,7 +230,10 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
                 tracing::info!("resuming from {}", a.resume_checkpoint)
             }
             Ok(None) => {
-                tracing::warn!("checkpoint {} is gone from the store; starting at epoch 0", a.resume_checkpoint)
+                tracing::warn!(
+                    "checkpoint {} is gone from the store; starting at epoch 0",
+                    a.resume_checkpoint
+                )
             }
             Err(FetchError::Invalid(m)) => return Err(Failure::Trial(m)),
             Err(FetchError::Store(m)) => return Err(Failure::Transient(m)),
@@ -302,7 +305,10 @@ async fn finish(lease: &Lease, out: &Path, result: Result<Value, Failure>) -> Ou
     })
     .await;
     if let Err(e) = sent {
-        tracing::warn!("the coordinator did not take the report: {}", e.into_inner().message());
+        tracing::warn!(
+            "the coordinator did not take the report: {}",
+            e.into_inner().message()
+        );
     }
     if retryable {
         Outcome::HandedBack

@@ -12,18 +12,18 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
-use tonic::service::interceptor::InterceptedService;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use wick_common::store::Store;
-use wick_service::auth::{RequireToken, Token};
-use wick_service::metrics::InferenceMetrics;
 use wick_proto::v1::inference_server::{Inference, InferenceServer};
 use wick_proto::v1::{
     CountryForecast, ImagesResult, InterpolateParams, PredictParams, PredictResult,
     ReconstructParams, SampleParams,
 };
+use wick_service::auth::{RequireToken, Token};
+use wick_service::metrics::InferenceMetrics;
 
 use crate::covid::artifacts::Forecast;
 use crate::serve::data_cache::DataCache;
@@ -85,7 +85,9 @@ impl InferenceService {
     ) -> Result<Response<T>, Status> {
         let start = Instant::now();
         let result = call.await;
-        let code = result.as_ref().map_or_else(|e| e.code(), |_| tonic::Code::Ok);
+        let code = result
+            .as_ref()
+            .map_or_else(|e| e.code(), |_| tonic::Code::Ok);
         self.metrics.record(method, code, start.elapsed());
         result
     }
@@ -233,7 +235,10 @@ impl InferenceService {
         }))
     }
 
-    async fn sample_call(&self, req: Request<SampleParams>) -> Result<Response<ImagesResult>, Status> {
+    async fn sample_call(
+        &self,
+        req: Request<SampleParams>,
+    ) -> Result<Response<ImagesResult>, Status> {
         let p = req.into_inner();
         let id = required(&p.trial_id)?.to_string();
         if !(1..=MAX_IMAGES).contains(&p.n) {
@@ -342,7 +347,11 @@ pub async fn serve(
     let inference = InferenceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    // Calls run on tasks tonic spawns; giving them the caller's span keeps the worker's
+    // name on their log lines.
+    let parent = tracing::Span::current();
     Server::builder()
+        .trace_fn(move |_| parent.clone())
         .add_service(health)
         .add_service(InterceptedService::new(inference, RequireToken::new(token)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use tracing::Instrument;
 use candle_core::Device;
 use tonic::Code;
+use tracing::Instrument;
 use wick_common::store::Store;
-use wick_service::auth::AuthChannel;
 use wick_proto::v1::work_client::WorkClient;
 use wick_proto::v1::{HeartbeatParams, LeaseParams, RegisterParams};
+use wick_service::auth::AuthChannel;
 
 use crate::device;
 use crate::serve::attempt::{self, Outcome};
@@ -244,9 +244,7 @@ impl Worker {
                     self.metrics.running.inc();
                     let outcome = attempt::run(&self, a).await;
                     self.metrics.running.dec();
-                    if outcome == Outcome::HandedBack
-                        && !self.stop.is_triggered()
-                    {
+                    if outcome == Outcome::HandedBack && !self.stop.is_triggered() {
                         // The store or the coordinator is struggling: give it time before
                         // taking more work that would likely fail the same way.
                         self.pause(backoff).await;
@@ -264,7 +262,10 @@ impl Worker {
                     }
                 }
                 Err(RetryError::Failed(s)) => {
-                    tracing::error!("the coordinator refused a request for work: {}", s.message());
+                    tracing::error!(
+                        "the coordinator refused a request for work: {}",
+                        s.message()
+                    );
                     self.pause(self.poll).await;
                 }
             }

@@ -36,9 +36,17 @@ impl WorkerMetrics {
         let mut registry = Registry::with_prefix("wick_worker");
         let r = &mut registry;
         let leases = Counter::default();
-        r.register("leases", "Leases taken from the coordinator", leases.clone());
+        r.register(
+            "leases",
+            "Leases taken from the coordinator",
+            leases.clone(),
+        );
         let running = Gauge::default();
-        r.register("trials_running", "Trials this worker is running", running.clone());
+        r.register(
+            "trials_running",
+            "Trials this worker is running",
+            running.clone(),
+        );
         let epochs = EpochMetrics::default();
         epochs.register(r);
         let inference = InferenceMetrics::default();
@@ -50,9 +58,13 @@ impl WorkerMetrics {
             up.clone(),
         );
         let counted = store.clone();
-        CountersFn::register(r, "store_errors", "Failed object store operations", "op", move || {
-            counted.error_counts()
-        });
+        CountersFn::register(
+            r,
+            "store_errors",
+            "Failed object store operations",
+            "op",
+            move || counted.error_counts(),
+        );
         WorkerMetrics {
             registry,
             leases,

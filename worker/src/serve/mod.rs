@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tracing::Instrument;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 use wick_common::store::Store;
 use wick_service::auth::{Token, TokenArgs, with_token};
 
@@ -99,7 +99,12 @@ pub struct ServeArgs {
     pub threads: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks a
     /// free port, printed on stderr), or `none`.
-    #[arg(long, env = "WICK_METRICS_LISTEN", default_value = "none", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "WICK_METRICS_LISTEN",
+        default_value = "none",
+        value_name = "ADDR"
+    )]
     pub metrics_listen: String,
     #[command(flatten)]
     pub token: TokenArgs,
@@ -204,7 +209,9 @@ impl ServeConfig {
             bail!("--name must not be empty");
         }
         if let Some(a) = &self.advertise {
-            let port = a.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            let port = a
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
             if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
                 bail!("--advertise '{a}' is not HOST:PORT (e.g. 10.1.2.3:50061)");
             }
@@ -299,7 +306,9 @@ async fn run_in_span(
         tokio::spawn(
             async move {
                 shutdown.await;
-                tracing::info!("shutting down: no new work; running trials are handed back at their next epoch");
+                tracing::info!(
+                    "shutting down: no new work; running trials are handed back at their next epoch"
+                );
                 stop.trigger();
             }
             .in_current_span(),
@@ -308,7 +317,9 @@ async fn run_in_span(
     let mut tasks = Vec::new();
     if let Some(addr) = config.metrics_listen {
         let listener = wick_service::metrics::bind(addr).await?;
-        let local = listener.local_addr().context("the metrics listener has no address")?;
+        let local = listener
+            .local_addr()
+            .context("the metrics listener has no address")?;
         eprintln!("worker {} metrics on {local}", config.name);
         let m = metrics.clone();
         let render: wick_service::metrics::Render = Arc::new(move || {
@@ -330,7 +341,10 @@ async fn run_in_span(
             .local_addr()
             .context("the inference listener has no address")?;
         tracing::info!("worker {} inference listening on {local}", config.name);
-        inference_addr = config.advertise.clone().unwrap_or_else(|| advertised(local));
+        inference_addr = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| advertised(local));
         let (reporter, health_service) = tonic_health::server::health_reporter();
         tokio::spawn(
             health::watch(

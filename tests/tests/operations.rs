@@ -1,8 +1,8 @@
 //! What an operator relies on, on a real cluster (coordinator and worker processes, an
 //! S3-compatible server): the bearer token keeps out calls without it or with a wrong one
 //! and never reaches a log; both processes serve Prometheus metrics that count what
-//! happened; the worker's gRPC health follows whether it can reach the coordinator; log
-//! lines name the trial and the worker, as JSON with --json-logs.
+//! happened; the worker's gRPC health follows whether it can reach the coordinator and
+//! the store; log lines name the trial and the worker, as JSON with --json-logs.
 
 mod common;
 

@@ -383,18 +383,22 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
         .connect()
         .await
         .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let status = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "wick.v1.Inference".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status;
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status = |service: &str| {
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        };
+        let mut health = health.clone();
+        async move { health.check(request).await.unwrap().into_inner().status }
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    assert_eq!(status("liveness").await, ServingStatus::Serving as i32);
+    // The scripted coordinator serves no health service, so to the worker it is not
+    // answering, and the worker says it is not ready.
+    assert_eq!(status("").await, ServingStatus::NotServing as i32);
     assert_eq!(
-        status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        status("wick.v1.Inference").await,
+        ServingStatus::NotServing as i32
     );
     let model = rig
         .store

@@ -19,7 +19,7 @@ use crate::events::{Events, Published};
 use crate::inference::Router;
 use crate::metrics::Metrics;
 use crate::records::TrialState;
-use crate::state::{Change, State, status};
+use crate::state::{Change, EventKind, State, status};
 use crate::{grid, persist};
 
 /// Everything the services share.
@@ -244,8 +244,9 @@ impl Coordinator {
             .heartbeat(worker_id, lease_ids, Instant::now())
     }
 
-    /// Records one epoch under a valid lease.
-    pub async fn progress(&self, p: &ProgressParams) -> Result<()> {
+    /// Records one epoch under a valid lease; returns the reason when the sweep's
+    /// early-stopping policy stopped the trial with it.
+    pub async fn progress(&self, p: &ProgressParams) -> Result<Option<String>> {
         let mut st = self.state.lock().await;
         let (change, metrics) = st.progress(p, Instant::now()).inspect_err(|e| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
@@ -256,8 +257,13 @@ impl Coordinator {
         self.metrics
             .epochs
             .record(change.trial.config.task(), seconds);
+        let stopped = (change.kind == EventKind::StoppedEarly).then(|| {
+            let r = &change.trial.record;
+            tracing::info!(trial = %r.trial_id, worker = %r.worker, epoch = p.epoch, "trial stopped early: {}", r.message);
+            r.message.clone()
+        });
         self.commit(&mut st, vec![change]);
-        Ok(())
+        Ok(stopped)
     }
 
     /// Promotes a trial's staged artifacts and marks it succeeded, under a valid lease.

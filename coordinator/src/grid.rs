@@ -13,6 +13,8 @@ use wick_proto::v1::SweepSpec;
 
 use crate::error::{Error, Result};
 
+mod search;
+
 /// Most trials one sweep may hold: a larger grid is almost always a typo in a list.
 pub const MAX_TRIALS: u64 = 10_000;
 
@@ -153,10 +155,20 @@ fn vae_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) {
 }
 
 /// Every trial of `spec`, in grid order (covid first, then vae; the first knob varies
-/// slowest), duplicates removed, each validated. Refuses an empty grid, one above
-/// [`MAX_TRIALS`], a bad value (naming the knob) and a task without its data.
+/// slowest) or, with `spec.random`, drawn at random; duplicates removed, each validated.
+/// Refuses an empty grid, one above [`MAX_TRIALS`], a bad value (naming the knob), a task
+/// without its data and an unknown early-stopping policy.
 pub fn expand(spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
     let (covid, vae) = tasks(spec)?;
+    crate::state::Policy::of(spec)?;
+    if spec.random > 0 {
+        return finish(search::draw(spec, covid, vae)?, spec);
+    }
+    if !spec.ranges.is_empty() {
+        return Err(invalid(
+            "ranges (e.g. --lr 1e-4..1e-2) need random search: add --random N".into(),
+        ));
+    }
     let n = count(spec, covid, vae);
     if n == 0 {
         return Err(invalid(
@@ -168,21 +180,28 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
             "the grid holds {n} trials, above the limit of {MAX_TRIALS}; give fewer values per knob or split it into several sweeps"
         )));
     }
-    let data = spec.data.clone().unwrap_or_default();
-    if covid && data.covid_csv.is_empty() {
-        return Err(invalid("covid trials need data: set data.covid_csv (client: --data DIR or --covid-csv FILE|URL)".into()));
-    }
-    if vae && data.faces.is_empty() {
-        return Err(invalid(
-            "vae trials need data: set data.faces (client: --data DIR or --faces DIR)".into(),
-        ));
-    }
     let mut all = Vec::with_capacity(n as usize);
     if covid {
         covid_trials(spec, &mut all)?;
     }
     if vae {
         vae_trials(spec, &mut all);
+    }
+    finish(all, spec)
+}
+
+/// Checks the data is there for the tasks of `all`, validates each configuration and
+/// drops repeats (first kept).
+fn finish(all: Vec<TrialConfig>, spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
+    let data = spec.data.clone().unwrap_or_default();
+    let has = |task: &str| all.iter().any(|c| c.task() == task);
+    if has("covid") && data.covid_csv.is_empty() {
+        return Err(invalid("covid trials need data: set data.covid_csv (client: --data DIR or --covid-csv FILE|URL)".into()));
+    }
+    if has("vae") && data.faces.is_empty() {
+        return Err(invalid(
+            "vae trials need data: set data.faces (client: --data DIR or --faces DIR)".into(),
+        ));
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(all.len());
@@ -203,12 +222,22 @@ pub fn sweep_id(configs: &[TrialConfig], spec: &SweepSpec) -> String {
     let data = spec.data.as_ref().map(DataDoc::from).unwrap_or_default();
     let mut trial_ids: Vec<String> = configs.iter().map(|c| data.trial_id(c)).collect();
     trial_ids.sort();
-    ids::sweep_id(&format!(
+    let mut key = format!(
         "{}|covid_csv={}|faces={}",
         trial_ids.join(","),
         data.covid_csv,
         data.faces
-    ))
+    );
+    // How the trials are run is part of the sweep too; left out when it is the default so
+    // that plain grids keep the ids they always had.
+    let policy = spec.early_stop.trim();
+    if !matches!(policy, "" | "none") || spec.max_parallel > 0 {
+        key.push_str(&format!(
+            "|early_stop={policy}|min_epochs={}|eta={}|max_parallel={}",
+            spec.min_epochs, spec.eta, spec.max_parallel
+        ));
+    }
+    ids::sweep_id(&key)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use wick_common::trial::TrialConfig;
-use wick_proto::v1::{DataRef, SweepSpec};
+use wick_proto::v1::{DataRef, Range, SweepSpec};
 
 /// Where a trial is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -23,6 +23,9 @@ pub enum TrialState {
     Failed,
     /// Cancelled by a user.
     Cancelled,
+    /// Stopped by the sweep's early-stopping policy (its checkpoints are kept).
+    #[serde(rename = "stopped_early")]
+    StoppedEarly,
 }
 
 impl TrialState {
@@ -34,6 +37,7 @@ impl TrialState {
             TrialState::Succeeded => "succeeded",
             TrialState::Failed => "failed",
             TrialState::Cancelled => "cancelled",
+            TrialState::StoppedEarly => "stopped_early",
         }
     }
 
@@ -41,7 +45,10 @@ impl TrialState {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            TrialState::Succeeded | TrialState::Failed | TrialState::Cancelled
+            TrialState::Succeeded
+                | TrialState::Failed
+                | TrialState::Cancelled
+                | TrialState::StoppedEarly
         )
     }
 }
@@ -170,6 +177,34 @@ pub struct SpecDoc {
     pub limit: u32,
     /// Label.
     pub name: String,
+    /// Random-search draws per task (0 = grid).
+    pub random: u32,
+    /// Seed of the draws.
+    pub search_seed: u64,
+    /// Random-search ranges.
+    pub ranges: Vec<RangeDoc>,
+    /// Early-stopping policy.
+    pub early_stop: String,
+    /// First rung / grace epochs.
+    pub min_epochs: u32,
+    /// ASHA reduction factor.
+    pub eta: u32,
+    /// Concurrency limit.
+    pub max_parallel: u32,
+}
+
+/// A random-search range; mirrors the protocol's `Range`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RangeDoc {
+    /// Knob.
+    pub name: String,
+    /// Low end.
+    pub lo: f64,
+    /// High end.
+    pub hi: f64,
+    /// Log-uniform.
+    pub log: bool,
 }
 
 impl From<&SweepSpec> for SpecDoc {
@@ -188,6 +223,22 @@ impl From<&SweepSpec> for SpecDoc {
             split: s.split.clone(),
             limit: s.limit,
             name: s.name.clone(),
+            random: s.random,
+            search_seed: s.search_seed,
+            ranges: s
+                .ranges
+                .iter()
+                .map(|r| RangeDoc {
+                    name: r.name.clone(),
+                    lo: r.lo,
+                    hi: r.hi,
+                    log: r.log,
+                })
+                .collect(),
+            early_stop: s.early_stop.clone(),
+            min_epochs: s.min_epochs,
+            eta: s.eta,
+            max_parallel: s.max_parallel,
         }
     }
 }
@@ -208,6 +259,22 @@ impl From<SpecDoc> for SweepSpec {
             split: d.split,
             limit: d.limit,
             name: d.name,
+            random: d.random,
+            search_seed: d.search_seed,
+            ranges: d
+                .ranges
+                .into_iter()
+                .map(|r| Range {
+                    name: r.name,
+                    lo: r.lo,
+                    hi: r.hi,
+                    log: r.log,
+                })
+                .collect(),
+            early_stop: d.early_stop,
+            min_epochs: d.min_epochs,
+            eta: d.eta,
+            max_parallel: d.max_parallel,
         }
     }
 }
@@ -228,6 +295,18 @@ mod tests {
             }),
             limit: 3,
             name: "x".into(),
+            random: 4,
+            search_seed: 9,
+            ranges: vec![Range {
+                name: "lr".into(),
+                lo: 1e-4,
+                hi: 1e-2,
+                log: true,
+            }],
+            early_stop: "asha".into(),
+            min_epochs: 2,
+            eta: 3,
+            max_parallel: 2,
             ..Default::default()
         };
         let json = serde_json::to_string(&SpecDoc::from(&spec)).unwrap();

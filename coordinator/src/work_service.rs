@@ -46,8 +46,11 @@ impl Work for WorkService {
         &self,
         req: Request<ProgressParams>,
     ) -> Result<Response<ProgressResult>, Status> {
-        self.core.progress(&req.into_inner()).await?;
-        Ok(Response::new(ProgressResult {}))
+        let stopped = self.core.progress(&req.into_inner()).await?;
+        Ok(Response::new(ProgressResult {
+            stop: stopped.is_some(),
+            reason: stopped.unwrap_or_default(),
+        }))
     }
 
     async fn complete(

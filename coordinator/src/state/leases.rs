@@ -73,7 +73,7 @@ impl State {
         let Some(next) = self
             .trials
             .values()
-            .filter(|t| t.record.state == TrialState::Queued)
+            .filter(|t| t.record.state == TrialState::Queued && self.may_start(t))
             .min_by(|a, b| (a.seq, a.id()).cmp(&(b.seq, b.id())))
         else {
             return Ok(None);
@@ -185,13 +185,16 @@ impl State {
         }
         // A report is as good as a heartbeat.
         trial.expiry = Some(now + self.lease_ttl);
-        Ok((
-            Change {
-                trial,
-                kind: EventKind::Epoch,
-            },
-            metrics,
-        ))
+        let mut kind = EventKind::Epoch;
+        if let Some(reason) = self.early_stop(t, p.epoch as usize, &metrics) {
+            let r = &mut trial.record;
+            r.state = TrialState::StoppedEarly;
+            r.lease_id = None;
+            r.message = reason;
+            trial.expiry = None;
+            kind = EventKind::StoppedEarly;
+        }
+        Ok((Change { trial, kind }, metrics))
     }
 
     /// Plans marking a trial succeeded with `summary_json`; returns the change and the

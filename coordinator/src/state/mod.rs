@@ -10,6 +10,8 @@
 //! fail, expiry), `sweeps` submission, cancellation and the best trial; this file the
 //! types, loading, applying and the queries.
 
+mod early_stop;
+pub use early_stop::Policy;
 mod leases;
 mod sweeps;
 #[cfg(test)]
@@ -90,6 +92,8 @@ pub enum EventKind {
     Failed,
     /// Cancelled by a user.
     Cancelled,
+    /// Stopped by the sweep's early-stopping policy.
+    StoppedEarly,
 }
 
 impl EventKind {
@@ -104,6 +108,7 @@ impl EventKind {
             EventKind::Succeeded => "succeeded",
             EventKind::Failed => "failed",
             EventKind::Cancelled => "cancelled",
+            EventKind::StoppedEarly => "stopped_early",
         }
     }
 }
@@ -145,6 +150,9 @@ pub struct State {
     workers: HashMap<String, Worker>,
     /// Next queue position / registration number.
     next_seq: u64,
+    /// Each trial's early-stopping score per epoch (index epoch - 1; higher is better),
+    /// from its progress reports.
+    scores: HashMap<String, Vec<f64>>,
 }
 
 /// `id` if it names one key exactly, else the only key it is a prefix of.
@@ -206,6 +214,7 @@ impl State {
             leases: HashMap::new(),
             workers: HashMap::new(),
             next_seq: 0,
+            scores: HashMap::new(),
         }
     }
 
@@ -262,7 +271,7 @@ impl State {
 
     /// Installs planned transitions (after they were persisted).
     pub fn apply(&mut self, changes: Vec<Change>) {
-        for Change { mut trial, .. } in changes {
+        for Change { mut trial, kind } in changes {
             let id = trial.id().to_string();
             let old = self.trials.get(&id);
             if let Some(lease) = old.and_then(|o| o.record.lease_id.clone()) {
@@ -275,6 +284,9 @@ impl State {
             }
             if let Some(lease) = &trial.record.lease_id {
                 self.leases.insert(lease.clone(), id.clone());
+            }
+            if matches!(kind, EventKind::Epoch | EventKind::StoppedEarly) {
+                self.record_score(&trial);
             }
             self.trials.insert(id, trial);
         }
@@ -340,7 +352,7 @@ impl State {
     /// many workers heartbeat, for the metrics.
     pub fn census(&self, now: Instant) -> (Vec<(&'static str, usize)>, usize) {
         use TrialState::*;
-        let states = [Queued, Running, Succeeded, Failed, Cancelled].map(|state| {
+        let states = [Queued, Running, Succeeded, Failed, Cancelled, StoppedEarly].map(|state| {
             let n = self
                 .trials
                 .values()

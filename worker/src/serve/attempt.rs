@@ -140,12 +140,19 @@ impl Lease {
             stop: &[&self.revoked, &self.w.stop],
             budget: None,
         };
-        retry("reporting progress", limits, transient_status, || {
+        let answer = retry("reporting progress", limits, transient_status, || {
             let (mut c, p) = (self.w.client.clone(), params.clone());
             async move { c.report_progress(p).await }
         })
         .await
-        .map_err(|e| self.rpc_failure(e))?;
+        .map_err(|e| self.rpc_failure(e))?
+        .into_inner();
+        if answer.stop {
+            // The coordinator already marked the trial stopped_early and ended the lease:
+            // stop quietly, like a revoked lease, with nothing left to report.
+            tracing::info!("stopped early by the sweep's policy: {}", answer.reason);
+            return Err(Failure::Fenced(format!("stopped early: {}", answer.reason)));
+        }
         Ok(key)
     }
 

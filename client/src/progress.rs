@@ -130,7 +130,9 @@ impl Progress {
                     pb.set_message(format!("retrying: {}", t.message));
                 }
             }
-            (kind @ ("succeeded" | "failed" | "cancelled"), _) => self.ended(kind, t, &name),
+            (kind @ ("succeeded" | "failed" | "cancelled" | "stopped_early"), _) => {
+                self.ended(kind, t, &name)
+            }
             _ => {}
         }
     }

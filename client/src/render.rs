@@ -28,6 +28,7 @@ pub fn trial_json(t: &TrialStatus) -> Value {
         "attempts": t.attempts,
         "resumed_from_epoch": t.resumed_from_epoch,
         "metrics": parse_json(&t.metrics_json),
+        "message": t.message,
     })
 }
 
@@ -229,6 +230,7 @@ mod tests {
                 "epoch",
                 "epochs",
                 "id",
+                "message",
                 "metrics",
                 "resumed_from_epoch",
                 "state",

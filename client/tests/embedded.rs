@@ -163,3 +163,71 @@ fn a_tiny_embedded_sweep_then_predict_sample_and_a_resubmission() {
     assert_eq!(st["trials"].as_array().unwrap().len(), 2);
     assert_eq!(st.as_object().unwrap().len(), 2, "{st:#}");
 }
+
+#[test]
+fn a_random_search_with_asha_is_seeded_and_ends_every_trial() {
+    let Some(data) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let cwd = tmp.path();
+    let data = data.to_str().unwrap();
+    let search = [
+        "sweep",
+        "--data",
+        data,
+        "--task",
+        "covid",
+        "--l",
+        "12",
+        "--cell",
+        "rnn,gru",
+        "--hidden",
+        "4..16",
+        "--lr",
+        "1e-4..3e-2:log",
+        "--epochs",
+        "9",
+        "--random",
+        "6",
+        "--search-seed",
+        "3",
+        "--early-stop",
+        "asha",
+        "--eta",
+        "3",
+        "--min-epochs",
+        "1",
+        "--max-parallel",
+        "1",
+    ];
+    let v = json(&home, cwd, &search);
+    let trials = v["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 6, "{v:#}");
+    let mut epochs = 0;
+    for t in trials {
+        let c = &t["config"];
+        let hidden = c["hidden"].as_u64().unwrap();
+        let lr = c["lr"].as_f64().unwrap();
+        assert!(
+            (4..=16).contains(&hidden) && (1e-4..=3e-2).contains(&lr),
+            "{c}"
+        );
+        epochs += t["epoch"].as_u64().unwrap();
+        match t["state"].as_str().unwrap() {
+            "succeeded" => assert_eq!(t["epoch"], 9, "{t:#}"),
+            "stopped_early" => {
+                let m = t["message"].as_str().unwrap_or("");
+                assert!(m.contains("ASHA rung"), "{t:#}");
+                assert!(t["epoch"].as_u64().unwrap() < 9, "{t:#}");
+            }
+            other => panic!("trial ended {other}: {t:#}"),
+        }
+    }
+    // One trial at a time in draw order: the third trial to reach the first rung is the
+    // first that can be stopped, so at most 4 of 6 run to the end.
+    assert!(epochs < 6 * 9, "ASHA stopped nothing: {epochs} epochs");
+    // The same seed names the same trials, all finished: nothing runs again.
+    let again = json(&home, cwd, &search);
+    assert_eq!(again["sweep"], v["sweep"]);
+    assert_eq!(again["queued"], 0, "{again:#}");
+}

@@ -67,13 +67,10 @@ impl Events {
 
 /// Whether a trial state (as a protocol string) is final.
 fn finished(state: &str) -> bool {
-    [
-        TrialState::Succeeded,
-        TrialState::Failed,
-        TrialState::Cancelled,
-    ]
-    .iter()
-    .any(|s| s.as_str() == state)
+    use TrialState::*;
+    [Queued, Running, Succeeded, Failed, Cancelled, StoppedEarly]
+        .iter()
+        .any(|s| s.is_finished() && s.as_str() == state)
 }
 
 /// The stream of a WatchSweep call. The snapshot and the subscription are taken under the

@@ -139,7 +139,7 @@ impl Work for FakeWork {
         if refuse {
             return Err(Status::failed_precondition("lease ended"));
         }
-        Ok(Response::new(ProgressResult {}))
+        Ok(Response::new(ProgressResult::default()))
     }
     async fn complete(
         &self,

@@ -2,6 +2,7 @@
 //! keeps its files; `--json`) and one subcommand per thing a user does. The flags of
 //! `sweep` and the spec they describe are in `sweep`.
 
+mod knob;
 mod sweep;
 
 use std::path::PathBuf;
@@ -125,6 +126,70 @@ pub enum Command {
     /// A trial's files in the store: pictures, forecasts, the model.
     #[command(subcommand)]
     Artifacts(ArtifactsCommand),
+    /// Write a sweep's whole report as a self-contained HTML page (index.html + images).
+    Report(ReportArgs),
+    /// Compare a sweep's trials grouped by one hyperparameter, as a table.
+    Compare(CompareArgs),
+    /// Check a covid trial's forecasts against what happened next, in a later dataset.
+    Backtest(BacktestArgs),
+}
+
+/// Flags of `report`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:
+  client report s-0123456789ab --out report/      # then open report/index.html")]
+pub struct ReportArgs {
+    /// Sweep id (a unique prefix is enough).
+    pub sweep: String,
+    /// Folder for index.html and its images (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// A hyperparameter to group trials by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    /// [covid] Window length L.
+    L,
+    /// [covid] Cell type.
+    Cell,
+    /// Hidden units.
+    Hidden,
+    /// [vae] KL weight.
+    Kl,
+    /// Learning rate.
+    Lr,
+}
+
+/// Flags of `compare`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:
+  client compare s-0123456789ab --by l       # does L=40 beat L=12?
+  client compare s-0123456789ab --by cell    # LSTM vs GRU vs RNN
+  client compare s-0123456789ab --by kl      # what the KL weight does")]
+pub struct CompareArgs {
+    /// Sweep id (a unique prefix is enough).
+    pub sweep: String,
+    /// Hyperparameter to group by.
+    #[arg(long, value_enum)]
+    pub by: GroupBy,
+}
+
+/// Flags of `backtest`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:
+  client backtest --trial t-0123456789abcdef --actual ../shared/data/covid/countries-aggregated.csv")]
+pub struct BacktestArgs {
+    /// Covid trial whose forecasts to check [default: the best one].
+    #[arg(long)]
+    pub trial: Option<String>,
+    /// A later case-count file (any layout `worker train` reads) that continues past the
+    /// training data's last day.
+    #[arg(long, value_name = "FILE")]
+    pub actual: PathBuf,
+    /// Calibration bins over [0, 1].
+    #[arg(long, default_value_t = 10)]
+    pub bins: u32,
 }
 
 /// Which tasks a sweep runs.

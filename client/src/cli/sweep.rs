@@ -8,6 +8,7 @@ use clap::Args;
 use wick_common::trial::Cell;
 use wick_proto::v1::{DataRef, SweepSpec};
 
+use super::knob::{self, Knob};
 use super::{Task, TaskChoice};
 
 /// Flags of `sweep`.
@@ -32,17 +33,17 @@ pub struct SweepArgs {
     #[arg(long, value_enum)]
     pub task: Option<TaskChoice>,
     /// [covid] Window lengths L (days of input) [default: 40].
-    #[arg(long, value_delimiter = ',', value_name = "L,...")]
-    pub l: Vec<u32>,
+    #[arg(long, value_delimiter = ',', value_name = "L,...", value_parser = knob::parse)]
+    pub l: Vec<Knob>,
     /// [covid] Recurrent cells: rnn, lstm, gru [default: lstm].
     #[arg(long, value_delimiter = ',', value_name = "CELL,...")]
     pub cell: Vec<Cell>,
     /// Hidden units [default: rnn 32, lstm/gru 64, vae 400].
-    #[arg(long, value_delimiter = ',', value_name = "N,...")]
-    pub hidden: Vec<u32>,
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = knob::parse)]
+    pub hidden: Vec<Knob>,
     /// [vae] KL weights (0, 1 and 100 in the coursework) [default: 1].
-    #[arg(long, value_delimiter = ',', value_name = "X,...")]
-    pub kl: Vec<f64>,
+    #[arg(long, value_delimiter = ',', value_name = "X,...", value_parser = knob::parse)]
+    pub kl: Vec<Knob>,
     /// [vae] Image sizes S (images are resized to S x S) [default: 28].
     #[arg(long, value_delimiter = ',', value_name = "S,...")]
     pub size: Vec<u32>,
@@ -50,8 +51,8 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub epochs: Vec<u32>,
     /// Adam learning rates [default: 0.001].
-    #[arg(long, value_delimiter = ',', value_name = "X,...")]
-    pub lr: Vec<f64>,
+    #[arg(long, value_delimiter = ',', value_name = "X,...", value_parser = knob::parse)]
+    pub lr: Vec<Knob>,
     /// Seeds of split, weights, shuffles and noise [default: 0].
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub seed: Vec<u64>,
@@ -65,6 +66,28 @@ pub struct SweepArgs {
     /// Label shown by `client list`.
     #[arg(long)]
     pub name: Option<String>,
+    /// Random search: draw N configurations per task instead of the grid. Lists become
+    /// choices, and --hidden, --l, --lr and --kl also take a range LO..HI (uniform) or
+    /// LO..HI:log (log-uniform), e.g. --hidden 16..128 --lr 1e-4..1e-2:log.
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub random: Option<u32>,
+    /// Seed of the random draws: the same seed draws the same trials.
+    #[arg(long, default_value_t = 0, value_name = "N", help_heading = "Search")]
+    pub search_seed: u64,
+    /// Early stopping: none; median (stop a trial below the median of the others at the
+    /// same epoch); asha (successive halving: at epochs r, r*eta, r*eta^2 keep the top
+    /// 1/eta). Stopped trials end stopped_early, keeping their checkpoints.
+    #[arg(long, value_parser = ["none", "median", "asha"], help_heading = "Search")]
+    pub early_stop: Option<String>,
+    /// [asha] First rung r, in epochs; [median] epochs before any stop [default: 1].
+    #[arg(long, value_name = "EPOCHS", help_heading = "Search")]
+    pub min_epochs: Option<u32>,
+    /// [asha] Reduction factor eta [default: 3].
+    #[arg(long, help_heading = "Search")]
+    pub eta: Option<u32>,
+    /// Most trials of this sweep running at once [default: no limit].
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub max_parallel: Option<u32>,
     /// Where the data is.
     #[command(flatten)]
     pub data: DataArgs,
@@ -134,24 +157,47 @@ impl SweepArgs {
     /// The protocol's spec of this grid, with `data` saying where the data is.
     pub fn spec(&self, data: DataRef) -> Result<SweepSpec> {
         let tasks = self.tasks()?;
-        let same_f64 = |a: &f64, b: &f64| a.to_bits() == b.to_bits();
+        let (l, l_range) = knob::split("l", &self.l, true)?;
+        let (hidden, hidden_range) = knob::split("hidden", &self.hidden, true)?;
+        let (kl, kl_range) = knob::split("kl", &self.kl, false)?;
+        let (lr, lr_range) = knob::split("lr", &self.lr, false)?;
+        let ranges: Vec<_> = [l_range, hidden_range, kl_range, lr_range]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !ranges.is_empty() && self.random.is_none() {
+            bail!(
+                "ranges such as --{} {}..{} need random search: add --random N",
+                ranges[0].name,
+                ranges[0].lo,
+                ranges[0].hi
+            );
+        }
+        let whole = |v: Vec<f64>| v.into_iter().map(|x| x as u32).collect::<Vec<_>>();
         Ok(SweepSpec {
             tasks: tasks.iter().map(|t| t.as_str().to_string()).collect(),
-            l: dedup(&self.l, PartialEq::eq),
+            l: whole(l),
             cell: dedup(&self.cell, PartialEq::eq)
                 .iter()
                 .map(|c| c.as_str().to_string())
                 .collect(),
-            hidden: dedup(&self.hidden, PartialEq::eq),
-            kl: dedup(&self.kl, same_f64),
+            hidden: whole(hidden),
+            kl,
             size: dedup(&self.size, PartialEq::eq),
             epochs: dedup(&self.epochs, PartialEq::eq),
-            lr: dedup(&self.lr, same_f64),
+            lr,
             seed: dedup(&self.seed, PartialEq::eq),
             data: Some(data),
             split: self.split.clone().unwrap_or_default(),
             limit: self.limit.unwrap_or(0),
             name: self.name.clone().unwrap_or_default(),
+            random: self.random.unwrap_or(0),
+            search_seed: self.search_seed,
+            ranges,
+            early_stop: self.early_stop.clone().unwrap_or_default(),
+            min_epochs: self.min_epochs.unwrap_or(0),
+            eta: self.eta.unwrap_or(0),
+            max_parallel: self.max_parallel.unwrap_or(0),
         })
     }
 }

@@ -9,13 +9,20 @@
 //! - `sample`: `sample`.
 //! - `images`: `reconstruct`, `interpolate`.
 //! - `artifacts`: `artifacts ls`, `artifacts get`.
+//! - `report`: `report` (the HTML page of a sweep).
+//! - `compare`: `compare --by`.
+//! - `backtest`: `backtest` (forecasts against what happened).
 
 mod artifacts;
+mod backtest;
+mod compare;
 mod images;
 mod predict;
+mod report;
 mod sample;
 mod status;
 mod sweep;
+mod trials;
 mod watch;
 
 use std::path::Path;
@@ -120,6 +127,9 @@ async fn dispatch(s: &Session, cli: &Cli) -> Result<Outcome> {
         Command::Artifacts(ArtifactsCommand::Get { trial, name, out }) => {
             artifacts::get(s, trial, name, out.as_deref()).await
         }
+        Command::Report(a) => report::run(s, a).await,
+        Command::Compare(a) => compare::run(s, a).await,
+        Command::Backtest(a) => backtest::run(s, a).await,
     }
 }
 

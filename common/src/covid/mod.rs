@@ -7,6 +7,7 @@
 //! - `wide`, `long`: the parsers of the wide (coursework, JHU CSSE) and long layouts.
 //! - `prep`: the coursework pipeline, [`prepare`].
 
+pub mod backtest;
 pub mod load;
 mod long;
 pub mod prep;

@@ -506,7 +506,8 @@ impl Cluster {
         wait_for(timeout, &format!("sweep {sweep} to finish"), || {
             let t = self.trials(sweep);
             let done = t.iter().all(|t| {
-                ["succeeded", "failed", "cancelled"].contains(&t["state"].as_str().unwrap_or(""))
+                ["succeeded", "failed", "cancelled", "stopped_early"]
+                    .contains(&t["state"].as_str().unwrap_or(""))
             });
             done.then_some(t)
         })

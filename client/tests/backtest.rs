@@ -1,0 +1,331 @@
+//! `client backtest` end to end in embedded mode on the real data: a tiny covid trial's
+//! forecasts for the day after the coursework file ends are checked against the later
+//! long-format file, and one country (Taiwan) is re-labelled here from the raw CSV rows to
+//! compare. Also the refusals: a file that ends too early, a malformed file, a VAE trial,
+//! bad --bins.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+/// The shared data beside the repository.
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
+
+/// The data folder, or `None` (skip) when it is missing outside CI.
+fn data() -> Option<PathBuf> {
+    let d = PathBuf::from(DATA);
+    if d.join("covid/covid_19.csv").is_file()
+        && d.join("covid/countries-aggregated.csv").is_file()
+        && d.join("anime-faces").is_dir()
+    {
+        return Some(d);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the shared data is missing at {DATA}; CI needs ../shared/data beside the clone"
+    );
+    eprintln!("skipping: no shared data at {DATA}");
+    None
+}
+
+/// Runs `client --home HOME ARGS` in `cwd`, with no WICK_* variable leaking in.
+fn client(home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_client"));
+    for var in [
+        "WICK_COORDINATOR",
+        "WICK_DATA",
+        "WICK_HOME",
+        "WICK_STORE",
+        "WICK_TOKEN_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--home")
+        .arg(home)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the client binary runs")
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok(home: &Path, cwd: &Path, args: &[&str]) -> String {
+    let out = client(home, cwd, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "client {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs a command with `--json`; stdout must be exactly one JSON document.
+fn json(home: &Path, cwd: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let stdout = ok(home, cwd, &all);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{stdout}"))
+}
+
+/// Runs a command that must fail and returns its stderr.
+fn fails(home: &Path, cwd: &Path, args: &[&str]) -> String {
+    let out = client(home, cwd, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "client {args:?} succeeded\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// The last date of the coursework file: the last column of its header (`4/12/20`).
+fn coursework_last_day(data: &Path) -> NaiveDate {
+    let text = std::fs::read_to_string(data.join("covid/covid_19.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    let last = header.trim_end().rsplit(',').next().unwrap();
+    NaiveDate::parse_from_str(last, "%m/%d/%y").unwrap()
+}
+
+/// Taiwan's cumulative confirmed cases on `day` in the long file (`Date,Country,Confirmed,..`).
+fn taiwan_on(long_csv: &str, day: NaiveDate) -> f64 {
+    let prefix = format!("{day},Taiwan*,");
+    let row = long_csv
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no Taiwan row on {day}"));
+    row[prefix.len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number: {v:#}"))
+}
+
+#[test]
+fn backtest_scores_a_real_trial_against_the_later_file() {
+    let Some(data) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let cwd = tmp.path();
+    let later = data.join("covid/countries-aggregated.csv");
+    let later_arg = later.to_str().unwrap();
+    let sweep = json(
+        &home,
+        cwd,
+        &[
+            "sweep",
+            "--data",
+            data.to_str().unwrap(),
+            "--l",
+            "12",
+            "--cell",
+            "rnn",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+            "--kl",
+            "1",
+            "--size",
+            "28",
+            "--limit",
+            "200",
+            "--workers",
+            "1",
+        ],
+    );
+    let trials = sweep["trials"].as_array().unwrap();
+    let id_of = |task: &str| {
+        trials
+            .iter()
+            .find(|t| t["task"] == task)
+            .and_then(|t| t["id"].as_str())
+            .unwrap_or_else(|| panic!("no {task} trial: {sweep:#}"))
+            .to_string()
+    };
+    let (covid, vae) = (id_of("covid"), id_of("vae"));
+    let forecasts: Vec<Value> = {
+        ok(
+            &home,
+            cwd,
+            &[
+                "artifacts",
+                "get",
+                &covid,
+                "plots/forecast.json",
+                "--out",
+                "forecast.json",
+            ],
+        );
+        serde_json::from_slice(&std::fs::read(cwd.join("forecast.json")).unwrap()).unwrap()
+    };
+
+    // Without --trial: the best covid trial, the only one here.
+    let v = json(&home, cwd, &["backtest", "--actual", later_arg]);
+    assert_eq!(v["trial"], covid.as_str(), "{v:#}");
+    let d = coursework_last_day(&data);
+    let next = d.succ_opt().unwrap();
+    assert_eq!(v["last_day"], d.to_string(), "{v:#}");
+    assert_eq!(v["forecast_day"], next.to_string(), "{v:#}");
+    let scored = v["scored"].as_u64().unwrap() as usize;
+    assert!(scored >= 100, "{v:#}");
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(
+        scored + skipped.len(),
+        forecasts.len(),
+        "every forecast is scored or listed as skipped"
+    );
+    for k in skipped {
+        assert!(!k["reason"].as_str().unwrap().is_empty(), "{k:#}");
+    }
+    let (accuracy, brier) = (num(&v, "accuracy"), num(&v, "brier"));
+    assert!((0.0..=1.0).contains(&accuracy), "{v:#}");
+    assert!((0.0..=1.0).contains(&brier), "{v:#}");
+    assert!((0.5..=1.0).contains(&num(&v, "baseline")), "{v:#}");
+    assert!(num(&v, "log_loss") > 0.0, "{v:#}");
+
+    // The summary numbers agree with the per-country records.
+    let countries = v["countries"].as_array().unwrap();
+    assert_eq!(countries.len(), scored);
+    let right = countries
+        .iter()
+        .filter(|c| c["predicted_increase"] == c["actual_increase"])
+        .count();
+    assert!((accuracy - right as f64 / scored as f64).abs() < 1e-12);
+    let sq: f64 = countries
+        .iter()
+        .map(|c| {
+            let y = if c["actual_increase"].as_bool().unwrap() {
+                1.0
+            } else {
+                0.0
+            };
+            (num(c, "probability") - y).powi(2)
+        })
+        .sum();
+    assert!((brier - sq / scored as f64).abs() < 1e-12);
+
+    let bins = v["bins"].as_array().unwrap();
+    assert_eq!(bins.len(), 10);
+    assert_eq!((num(&bins[0], "lo"), num(&bins[9], "hi")), (0.0, 1.0));
+    let binned: u64 = bins.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(binned as usize, scored);
+
+    let worst = v["worst"].as_array().unwrap();
+    assert!(worst.len() <= 10 && worst.len() <= scored - right, "{v:#}");
+    for w in worst {
+        assert_ne!(w["predicted_increase"], w["actual_increase"], "{w:#}");
+    }
+
+    // Taiwan, re-labelled from the raw rows: new cases on D + 1 against D.
+    let long = std::fs::read_to_string(&later).unwrap();
+    let day_before = d.pred_opt().unwrap();
+    let new_d = taiwan_on(&long, d) - taiwan_on(&long, day_before);
+    let new_next = taiwan_on(&long, next) - taiwan_on(&long, d);
+    let tw = countries
+        .iter()
+        .find(|c| c["iso2"] == "TW")
+        .unwrap_or_else(|| panic!("no TW record: {v:#}"));
+    assert_eq!(
+        tw["actual_increase"].as_bool(),
+        Some(new_next > new_d),
+        "{tw:#}"
+    );
+    assert_eq!(num(tw, "new_cases_last_day"), new_d, "{tw:#}");
+    assert_eq!(num(tw, "new_cases_forecast_day"), new_next, "{tw:#}");
+    let tw_forecast = forecasts.iter().find(|f| f["iso2"] == "TW").unwrap();
+    assert_eq!(tw["probability"], tw_forecast["probability"]);
+
+    // The same trial by id prefix, four bins, as text.
+    let v4 = json(
+        &home,
+        cwd,
+        &[
+            "backtest",
+            "--trial",
+            &covid[..8],
+            "--actual",
+            later_arg,
+            "--bins",
+            "4",
+        ],
+    );
+    assert_eq!(v4["trial"], covid.as_str());
+    assert_eq!(v4["bins"].as_array().unwrap().len(), 4);
+    assert_eq!(v4["accuracy"], v["accuracy"]);
+    let text = ok(&home, cwd, &["backtest", "--actual", later_arg]);
+    assert!(text.contains(&format!("forecasts of {next}")), "{text}");
+    assert!(
+        text.contains(&format!("scored {scored} countries (")),
+        "{text}"
+    );
+    assert!(text.contains("calibration"), "{text}");
+
+    // A file that stops on D cannot check forecasts of D + 1.
+    let from = d - chrono::Days::new(5);
+    let mut truncated = String::from("Date,Country,Confirmed,Recovered,Deaths\n");
+    for line in long.lines().skip(1) {
+        let date = NaiveDate::parse_from_str(&line[..10], "%Y-%m-%d").unwrap();
+        if (from..=d).contains(&date) {
+            truncated.push_str(line);
+            truncated.push('\n');
+        }
+    }
+    std::fs::write(cwd.join("truncated.csv"), truncated).unwrap();
+    let err = fails(&home, cwd, &["backtest", "--actual", "truncated.csv"]);
+    assert!(err.contains("truncated.csv"), "{err}");
+    assert!(
+        err.contains(&format!("does not continue past {d}")),
+        "{err}"
+    );
+    assert!(err.contains("countries-aggregated.csv"), "{err}");
+
+    let err = fails(
+        &home,
+        cwd,
+        &["backtest", "--trial", &vae, "--actual", later_arg],
+    );
+    assert!(err.contains("backtest needs a covid trial"), "{err}");
+}
+
+#[test]
+fn backtest_refuses_bad_input_before_asking_for_a_trial() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let cwd = tmp.path();
+    std::fs::write(
+        cwd.join("bad.csv"),
+        "Date,Country,Confirmed\n2020-04-12,Taiwan*,388\n2020-04-13,Taiwan*,many\n",
+    )
+    .unwrap();
+    let err = fails(&home, cwd, &["backtest", "--actual", "bad.csv"]);
+    assert!(err.contains("bad.csv"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("many"), "{err}");
+
+    let err = fails(&home, cwd, &["backtest", "--actual", "missing.csv"]);
+    assert!(err.contains("missing.csv"), "{err}");
+
+    for bins in ["0", "101"] {
+        let err = fails(
+            &home,
+            cwd,
+            &["backtest", "--actual", "bad.csv", "--bins", bins],
+        );
+        assert!(
+            err.contains(&format!("--bins {bins} is out of range")),
+            "{err}"
+        );
+    }
+}

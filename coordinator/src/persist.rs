@@ -197,7 +197,25 @@ pub async fn load_all(store: &Store, state: &mut State, now: Instant) -> Result<
         trials = trials.len(),
         "loaded state from the store"
     );
+    // Early stopping compares trials by their per-epoch scores, which only the metrics
+    // files hold: read them back for the sweeps that stop trials early.
+    let judged: Vec<String> = sweeps
+        .iter()
+        .filter(|s| !matches!(s.spec.early_stop.trim(), "" | "none"))
+        .flat_map(|s| s.record.trial_ids.clone())
+        .collect();
     state.load(sweeps, trials, now);
+    for id in judged {
+        let key = keys::trial_metrics(&id);
+        let Some(bytes) = store.get(&key).await? else {
+            continue;
+        };
+        let epochs: Vec<serde_json::Value> = String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        state.restore_scores(&id, &epochs);
+    }
     Ok(())
 }
 

@@ -181,3 +181,57 @@ async fn an_unknown_policy_is_refused_naming_the_choices() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
+    let (_dir, url, _store) = temp_store();
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let submitted = sweeps
+        .submit_sweep(SubmitSweepParams {
+            spec: Some(covid_spec(&[5, 4, 3], "median")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let w = register(&mut work, "w", "").await;
+    let mut leases: HashMap<usize, Assignment> = HashMap::new();
+    for _ in 0..3 {
+        let a = lease(&mut work, &w).await;
+        leases.insert(hidden_of(&a), a);
+    }
+    let report = |a: &Assignment, epoch: u32| {
+        let mut p = progress(a, epoch);
+        let acc = 0.5 + 0.02 * hidden_of(a) as f64;
+        p.metrics_json = format!(r#"{{"epoch":{epoch},"test_acc":{acc}}}"#);
+        p
+    };
+    for h in [5, 4] {
+        for e in 1..=2 {
+            let r = work.report_progress(report(&leases[&h], e)).await.unwrap();
+            assert!(!r.into_inner().stop);
+        }
+    }
+    // The scores of 5 and 4 at epoch 2 exist only in their metrics files after this.
+    server.stop().await;
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let weak = &leases[&3];
+    let first = work.report_progress(report(weak, 1)).await.unwrap();
+    assert!(
+        !first.into_inner().stop,
+        "epoch 1 is inside the grace period"
+    );
+    let second = work
+        .report_progress(report(weak, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        second.stop,
+        "below both earlier trials at epoch 2, yet not stopped"
+    );
+    let t = trial_status(&mut sweeps, &submitted.sweep_id, &weak.trial_id).await;
+    assert_eq!(t.state, "stopped_early", "{t:?}");
+    server.stop().await;
+}

@@ -115,6 +115,26 @@ impl State {
         }
     }
 
+    /// Rebuilds a trial's scores from its stored per-epoch metrics (a restarted
+    /// coordinator), so early stopping judges later trials against it as before.
+    pub fn restore_scores(&mut self, trial_id: &str, epochs: &[serde_json::Value]) {
+        let Some(trial) = self.trials.get(trial_id) else {
+            return;
+        };
+        let mut history: Vec<f64> = Vec::new();
+        for m in epochs {
+            let epoch = m.get("epoch").and_then(serde_json::Value::as_u64);
+            if epoch != Some(history.len() as u64 + 1) {
+                break;
+            }
+            match score(&trial.config, m, history.last().copied()) {
+                Some(s) => history.push(s),
+                None => break,
+            }
+        }
+        self.scores.insert(trial_id.to_string(), history);
+    }
+
     /// The first policy among the sweeps holding `trial`, with that sweep's other trials
     /// of the same task.
     fn policy_and_peers(&self, trial: &Trial) -> Option<(Policy, Vec<&str>)> {

@@ -12,6 +12,7 @@ use tonic::{Code, Response, Status};
 use wick_common::store::Store;
 use wick_proto::v1::sweeps_client::SweepsClient;
 use wick_service::auth::{AuthChannel, Token, with_token};
+use wick_service::tls::Tls;
 
 use crate::cli::Global;
 use crate::embedded::Embedded;
@@ -51,11 +52,12 @@ fn normalise(url: &str) -> String {
 async fn connect(
     url: &str,
     token: Option<&Token>,
+    tls: &Tls,
     embedded: bool,
 ) -> Result<SweepsClient<AuthChannel>> {
     let endpoint = Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("'{url}' is not a coordinator URL; use http://HOST:PORT"))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .with_context(|| format!("'{url}' is not a coordinator URL; use http://HOST:PORT"))?;
+    let endpoint = tls.endpoint(endpoint)?.connect_timeout(CONNECT_TIMEOUT);
     let channel = endpoint.connect().await.map_err(|e| match embedded {
         true => anyhow!(
             "the embedded coordinator at {url} did not answer: {}",
@@ -81,7 +83,7 @@ fn causes(e: &dyn std::error::Error) -> String {
 /// The message for a coordinator that cannot be reached.
 fn unreachable(url: &str, why: &str) -> anyhow::Error {
     anyhow!(
-        "cannot reach the coordinator at {url} ({why}): start it there (coordinator --listen HOST:PORT --store URL), or leave out --coordinator and WICK_COORDINATOR to run embedded in this process"
+        "cannot reach the coordinator at {url} ({why}): start it there (coordinator --listen HOST:PORT --store URL), or leave out --coordinator and WICK_COORDINATOR to run embedded in this process; a coordinator serving TLS needs an https:// URL and --tls-ca FILE"
     )
 }
 
@@ -91,8 +93,12 @@ impl Session {
     pub async fn open(g: &Global, workers: u32) -> Result<Session> {
         if let Some(url) = &g.coordinator {
             let target = normalise(url);
-            let token = g.token()?;
-            let sweeps = connect(&target, token.as_ref(), false).await?;
+            let (token, tls) = (g.token()?, g.tls()?);
+            let target = match (url.contains("://"), tls.dials_tls()) {
+                (false, true) => format!("https://{url}"),
+                _ => target,
+            };
+            let sweeps = connect(&target, token.as_ref(), &tls, false).await?;
             let store = g.store.as_deref().map(Store::open).transpose()?;
             return Ok(Session {
                 sweeps,
@@ -104,7 +110,7 @@ impl Session {
         let embedded = Embedded::start(&g.home, workers, &g.device).await?;
         let target = embedded.url().to_string();
         // The embedded servers check no token, so none is sent.
-        let sweeps = match connect(&target, None, true).await {
+        let sweeps = match connect(&target, None, &Tls::default(), true).await {
             Ok(s) => s,
             Err(e) => return Err(embedded.stop().await.err().unwrap_or(e)),
         };
@@ -172,9 +178,14 @@ pub fn explain(e: anyhow::Error, target: &str, embedded: bool) -> anyhow::Error 
     let Some(s) = e.downcast_ref::<Status>() else {
         return e;
     };
-    let transport = std::error::Error::source(s).is_some();
+    // A status made from a connection failure carries its cause (a reply never does), or
+    // is an HTTP/2 protocol failure: what a plain-text call to a TLS port ends in.
+    let transport =
+        std::error::Error::source(s).is_some() || s.message().starts_with("h2 protocol error");
     match s.code() {
-        Code::Unavailable if transport && !embedded => unreachable(target, s.message()),
+        Code::Unavailable | Code::Unknown | Code::Internal if transport && !embedded => {
+            unreachable(target, &causes(s))
+        }
         Code::Unavailable if transport => anyhow!(
             "the embedded coordinator stopped answering: {}",
             s.message()
@@ -218,7 +229,10 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let e = connect(&url, None, false).await.unwrap_err().to_string();
+        let e = connect(&url, None, &Tls::default(), false)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains(&url) && e.contains("leave out --coordinator"),
             "{e}"

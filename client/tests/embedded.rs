@@ -3,64 +3,12 @@
 //! temporary --home; later invocations — each starting a fresh embedded coordinator —
 //! find its trials, answer predict and sample, and resubmitting the sweep runs nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use serde_json::Value;
+use common::*;
 
-/// The shared coursework data beside the repository.
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 /// Colour of the gaps between the cells of an image grid.
 const GAP: image::Rgb<u8> = image::Rgb([128, 128, 128]);
-
-/// The data folder, or `None` (skip) when it is missing outside CI.
-fn data() -> Option<PathBuf> {
-    let d = PathBuf::from(DATA);
-    if d.join("covid/covid_19.csv").is_file() && d.join("anime-faces").is_dir() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the shared data is missing at {DATA}; CI needs ../shared/data beside the clone"
-    );
-    eprintln!("skipping: no shared data at {DATA}");
-    None
-}
-
-/// Runs `client --home HOME ARGS` in `cwd`, with no WICK_* variable leaking in.
-fn client(home: &Path, cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_client"));
-    for var in ["WICK_COORDINATOR", "WICK_DATA", "WICK_HOME", "WICK_STORE"] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home")
-        .arg(home)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the client binary runs")
-}
-
-/// Runs a command that must succeed and returns its stdout.
-fn ok(home: &Path, cwd: &Path, args: &[&str]) -> String {
-    let out = client(home, cwd, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "client {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// Runs a command with `--json`; stdout must be exactly one JSON document.
-fn json(home: &Path, cwd: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let stdout = ok(home, cwd, &all);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{stdout}"))
-}
 
 /// Maximal runs of indices for which `is_gap` is false: the cells along one axis.
 fn runs(len: u32, is_gap: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {

@@ -6,80 +6,31 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The shared coursework data beside the repository.
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
+mod common;
+
+use common::{data, in_ci as ci};
+
 /// Longest a Chromium run may take before it counts as hung.
 const CHROMIUM_LIMIT: Duration = Duration::from_secs(120);
 
-/// Whether this is CI, where nothing may be skipped.
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// The data folder, or `None` (skip) when it is missing outside CI.
-fn data() -> Option<PathBuf> {
-    let d = PathBuf::from(DATA);
-    if d.join("covid/covid_19.csv").is_file() && d.join("anime-faces").is_dir() {
-        return Some(d);
-    }
-    assert!(
-        !ci(),
-        "the shared data is missing at {DATA}; CI needs ../shared/data beside the clone"
-    );
-    eprintln!("skipping: no shared data at {DATA}");
-    None
-}
-
-/// Runs `client --home HOME ARGS`, with no WICK_* variable leaking in.
-fn client(home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_client"));
-    for var in ["WICK_COORDINATOR", "WICK_DATA", "WICK_HOME", "WICK_STORE"] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home")
-        .arg(home)
-        .args(args)
-        .current_dir(home.parent().unwrap())
-        .output()
-        .expect("the client binary runs")
-}
-
 /// Runs a command that must succeed and returns its stdout.
 fn ok(home: &Path, args: &[&str]) -> String {
-    let out = client(home, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "client {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::ok(home, home.parent().unwrap(), args)
 }
 
 /// Runs a command with `--json`; stdout must be exactly one JSON document.
 fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let stdout = ok(home, &all);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{stdout}"))
+    common::json(home, home.parent().unwrap(), args)
 }
 
 /// Runs a command that must fail and returns its stderr.
 fn fails(home: &Path, args: &[&str]) -> String {
-    let out = client(home, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success(),
-        "client {args:?} succeeded but should not have:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    stderr
+    common::fails(home, home.parent().unwrap(), args)
 }
 
 /// Every `src` of an `<img>` in `html`, in page order.

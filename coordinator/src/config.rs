@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use wick_service::auth::{Token, TokenArgs};
+use wick_service::ServerArgs;
+use wick_service::auth::Token;
+use wick_service::tls::Tls;
 
 /// wick coordinator: expands hyperparameter sweeps into trials and leases them to workers.
 ///
@@ -36,21 +38,9 @@ pub struct Args {
     /// Leases a trial may lose (its worker vanished) before it is marked failed.
     #[arg(long, env = "WICK_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks a
-    /// free port, printed on stderr), or `none`.
-    #[arg(
-        long,
-        env = "WICK_METRICS_LISTEN",
-        default_value = "none",
-        value_name = "ADDR"
-    )]
-    pub metrics_listen: String,
+    /// Metrics, logs, the token and TLS.
     #[command(flatten)]
-    pub token: TokenArgs,
-    /// Log one JSON object per line instead of text (for log collectors); RUST_LOG filters
-    /// (default info).
-    #[arg(long, env = "WICK_JSON_LOGS")]
-    pub json_logs: bool,
+    pub server: ServerArgs,
 }
 
 /// Invalid settings, each naming the flag to change.
@@ -77,6 +67,8 @@ pub struct Config {
     /// The bearer token every call must carry, and that workers require (`None`: calls are
     /// not authenticated).
     pub token: Option<Token>,
+    /// TLS to serve with (`--tls-cert`, `--tls-key`) and to dial workers with (`--tls-ca`).
+    pub tls: Tls,
 }
 
 impl Default for Config {
@@ -89,6 +81,7 @@ impl Default for Config {
             max_attempts: 3,
             metrics_listen: None,
             token: None,
+            tls: Tls::default(),
         }
     }
 }
@@ -139,10 +132,16 @@ impl TryFrom<Args> for Config {
             lease_ttl: Duration::from_millis(a.lease_ttl_ms),
             heartbeat: Duration::from_millis(a.heartbeat_ms),
             max_attempts: a.max_attempts,
-            metrics_listen: wick_service::metrics::parse_listen(&a.metrics_listen)
+            metrics_listen: wick_service::metrics::parse_listen(&a.server.metrics_listen)
                 .map_err(|e| ConfigError::Invalid(format!("{e:#}")))?,
             token: a
+                .server
                 .token
+                .load()
+                .map_err(|e| ConfigError::Invalid(format!("{e:#}")))?,
+            tls: a
+                .server
+                .tls
                 .load()
                 .map_err(|e| ConfigError::Invalid(format!("{e:#}")))?,
         };

@@ -65,7 +65,7 @@ impl Coordinator {
         let counted = store.clone();
         let metrics = Arc::new(Metrics::new(move || counted.error_counts()));
         Ok(Coordinator {
-            router: Router::new(config.token.clone(), metrics.clone()),
+            router: Router::new(config.token.clone(), config.tls.clone(), metrics.clone()),
             config,
             store,
             state: Mutex::new(state),

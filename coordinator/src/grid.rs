@@ -91,16 +91,25 @@ fn count(spec: &SweepSpec, covid: bool, vae: bool) -> u64 {
     c.saturating_add(v)
 }
 
-fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
-    let cells = or(&spec.cell, &["lstm".to_string()])
+/// The cells the spec names (default LSTM).
+fn cells(spec: &SweepSpec) -> Result<Vec<Cell>> {
+    or(&spec.cell, &["lstm".to_string()])
         .iter()
         .map(|c| c.parse::<Cell>().map_err(|e| invalid(format!("cell: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let split = if spec.split.is_empty() {
+        .collect()
+}
+
+/// The covid split the spec names (default random).
+fn split(spec: &SweepSpec) -> String {
+    if spec.split.is_empty() {
         "random".to_string()
     } else {
         spec.split.clone()
-    };
+    }
+}
+
+fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
+    let (cells, split) = (cells(spec)?, split(spec));
     for &l in &or(&spec.l, &[40]) {
         for &cell in &cells {
             for &hidden in &or(&spec.hidden, &[cell.default_hidden() as u32]) {

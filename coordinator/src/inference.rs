@@ -12,6 +12,7 @@ use tonic::transport::Endpoint;
 use tonic::{Code, Response, Status};
 use wick_proto::v1::inference_client::InferenceClient;
 use wick_service::auth::{AuthChannel, Token, with_token};
+use wick_service::tls::Tls;
 
 use crate::metrics::Metrics;
 
@@ -31,16 +32,19 @@ pub struct Router {
     clients: Mutex<HashMap<String, WorkerClient>>,
     /// The token workers require.
     token: Option<Token>,
+    /// How workers are dialled (TLS with the cluster's CA, or plain).
+    tls: Tls,
     /// Where calls are counted and timed.
     metrics: Arc<Metrics>,
 }
 
 impl Router {
     /// A router whose calls carry `token` and are recorded in `metrics`.
-    pub fn new(token: Option<Token>, metrics: Arc<Metrics>) -> Router {
+    pub fn new(token: Option<Token>, tls: Tls, metrics: Arc<Metrics>) -> Router {
         Router {
             clients: Mutex::default(),
             token,
+            tls,
             metrics,
         }
     }
@@ -53,14 +57,17 @@ impl Router {
         let url = if addr.contains("://") {
             addr.to_string()
         } else {
-            format!("http://{addr}")
+            format!("{}://{addr}", self.tls.scheme())
         };
-        let channel = Endpoint::from_shared(url)
-            .map_err(|e| {
-                Status::unavailable(format!(
-                    "worker inference address '{addr}' is not a URL: {e}"
-                ))
-            })?
+        let endpoint = Endpoint::from_shared(url).map_err(|e| {
+            Status::unavailable(format!(
+                "worker inference address '{addr}' is not a URL: {e}"
+            ))
+        })?;
+        let channel = self
+            .tls
+            .endpoint(endpoint)
+            .map_err(|e| Status::unavailable(format!("worker {addr}: {e:#}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
             .connect_lazy();

@@ -113,7 +113,13 @@ pub async fn serve(
         let _ = stop.send(true);
     };
     tracing::info!(addr = ?listener.local_addr().ok(), store = %core.store.url(), "coordinator serving");
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = core.config.tls.server() {
+        server = server
+            .tls_config(tls)
+            .context("cannot serve TLS with --tls-cert and --tls-key")?;
+    }
+    server
         .add_service(health_service)
         .add_service(sweeps)
         .add_service(work)

@@ -32,7 +32,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    wick_service::init_logs(args.json_logs);
+    wick_service::init_logs(args.server.json_logs);
     let listen = args.listen;
     let config = Config::try_from(args)?;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -64,7 +64,7 @@ fn main() {
 }
 
 fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
-    wick_service::init_logs(args.json_logs);
+    wick_service::init_logs(args.server.json_logs);
     let config = args.config()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve::run(config, stop_signal()))

@@ -75,12 +75,25 @@ pub struct Global {
     /// token itself); needed when the coordinator was started with one.
     #[arg(long, env = "WICK_TOKEN_FILE", global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// [cluster] CA certificate (PEM) of a coordinator that serves TLS; use an https://
+    /// --coordinator URL with it.
+    #[arg(long, env = "WICK_TLS_CA", global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Print one JSON document on stdout (and nothing else there) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
 impl Global {
+    /// TLS for dialing the coordinator, from --tls-ca.
+    pub fn tls(&self) -> anyhow::Result<wick_service::tls::Tls> {
+        wick_service::tls::TlsArgs {
+            tls_ca: self.tls_ca.clone(),
+            ..Default::default()
+        }
+        .load()
+    }
+
     /// The bearer token from --token-file or WICK_TOKEN, if any.
     pub fn token(&self) -> anyhow::Result<Option<wick_service::auth::Token>> {
         wick_service::auth::TokenArgs {

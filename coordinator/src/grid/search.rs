@@ -6,11 +6,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wick_common::trial::{Cell, CovidConfig, TrialConfig, VaeConfig};
+use wick_common::trial::{CovidConfig, TrialConfig, VaeConfig};
 use wick_proto::v1::{Range, SweepSpec};
 
 use super::{
-    COVID_BATCH, COVID_START, COVID_THRESHOLD, MAX_TRIALS, VAE_BATCH, VAE_LATENT, invalid, or,
+    COVID_BATCH, COVID_START, COVID_THRESHOLD, MAX_TRIALS, VAE_BATCH, VAE_LATENT, invalid,
 };
 use crate::error::Result;
 
@@ -102,15 +102,7 @@ pub fn draw(spec: &SweepSpec, covid: bool, vae: bool) -> Result<Vec<TrialConfig>
     }
     let mut rng = ChaCha8Rng::seed_from_u64(spec.search_seed);
     let mut out = Vec::with_capacity(n as usize);
-    let cells = or(&spec.cell, &["lstm".to_string()])
-        .iter()
-        .map(|c| c.parse::<Cell>().map_err(|e| invalid(format!("cell: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let split = if spec.split.is_empty() {
-        "random".to_string()
-    } else {
-        spec.split.clone()
-    };
+    let (cells, split) = (super::cells(spec)?, super::split(spec));
     let whole = |x: f64| x as u32;
     let same = |x: f64| x;
     for _ in 0..if covid { spec.random } else { 0 } {

@@ -341,6 +341,8 @@ pub struct Cluster {
     pub worker_args: Vec<String>,
     /// Extra environment of every client run.
     pub client_env: Vec<(String, String)>,
+    /// `http`, or `https` for a coordinator serving TLS.
+    pub scheme: &'static str,
 }
 
 /// Lease timing of the tests: short, so a dead worker's trial moves on quickly.
@@ -370,6 +372,7 @@ impl Cluster {
             coordinator_args,
             worker_args: vec![],
             client_env: vec![],
+            scheme: "http",
         };
         c.start_coordinator();
         Some(c)
@@ -426,9 +429,9 @@ impl Cluster {
         self.coordinator = Some(p);
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https` when the cluster serves TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// Starts a worker named `name`; returns its index in `workers`.

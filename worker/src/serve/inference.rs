@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_server::{Health, HealthServer};
 use wick_common::store::Store;
@@ -335,13 +335,15 @@ impl InferenceService {
     }
 }
 
-/// Serves `service` and the gRPC `health` service on `listener` until `stop` fires. With
-/// `token`, inference calls must carry it; health checks need none (probes have none).
+/// Serves `service` and the gRPC `health` service on `listener` until `stop` fires, over
+/// TLS with `tls`. With `token`, inference calls must carry it; health checks need none
+/// (probes have none).
 pub async fn serve(
     listener: TcpListener,
     service: InferenceService,
     health: HealthServer<impl Health>,
     token: Option<Token>,
+    tls: Option<ServerTlsConfig>,
     stop: Shutdown,
 ) -> anyhow::Result<()> {
     let inference = InferenceServer::new(service)
@@ -350,7 +352,13 @@ pub async fn serve(
     // Calls run on tasks tonic spawns; giving them the caller's span keeps the worker's
     // name on their log lines.
     let parent = tracing::Span::current();
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = server
+            .tls_config(tls)
+            .context("cannot serve TLS with --tls-cert and --tls-key")?;
+    }
+    server
         .trace_fn(move |_| parent.clone())
         .add_service(health)
         .add_service(InterceptedService::new(inference, RequireToken::new(token)))

@@ -39,7 +39,9 @@ use clap::Args;
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 use wick_common::store::Store;
-use wick_service::auth::{Token, TokenArgs, with_token};
+use wick_service::ServerArgs;
+use wick_service::auth::{Token, with_token};
+use wick_service::tls::Tls;
 
 use crate::device;
 use crate::serve::data_cache::DataCache;
@@ -97,21 +99,9 @@ pub struct ServeArgs {
     /// CPU threads for the tensor math [default: all cores].
     #[arg(long, env = "WICK_THREADS")]
     pub threads: Option<usize>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks a
-    /// free port, printed on stderr), or `none`.
-    #[arg(
-        long,
-        env = "WICK_METRICS_LISTEN",
-        default_value = "none",
-        value_name = "ADDR"
-    )]
-    pub metrics_listen: String,
+    /// Metrics, logs, the token and TLS.
     #[command(flatten)]
-    pub token: TokenArgs,
-    /// Write log lines as JSON objects (for log collectors) instead of text; RUST_LOG
-    /// filters (default info).
-    #[arg(long, env = "WICK_JSON_LOGS")]
-    pub json_logs: bool,
+    pub server: ServerArgs,
 }
 
 impl ServeArgs {
@@ -126,8 +116,9 @@ impl ServeArgs {
             })?),
         };
         c.advertise = self.advertise.clone();
-        c.metrics_listen = wick_service::metrics::parse_listen(&self.metrics_listen)?;
-        c.token = self.token.load()?;
+        c.metrics_listen = wick_service::metrics::parse_listen(&self.server.metrics_listen)?;
+        c.token = self.server.token.load()?;
+        c.tls = self.server.tls.load()?;
         c.device = self.device.clone();
         c.slots = self.slots;
         if let Some(name) = &self.name {
@@ -157,6 +148,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The cluster's bearer token: sent to the coordinator, required of inference callers.
     pub token: Option<Token>,
+    /// TLS to serve inference with and to dial the coordinator with.
+    pub tls: Tls,
     /// `cpu`, `cuda:N` or `auto`.
     pub device: String,
     /// Trials run at once.
@@ -181,6 +174,7 @@ impl ServeConfig {
             advertise: None,
             metrics_listen: None,
             token: None,
+            tls: Tls::default(),
             device: "auto".into(),
             slots: 1,
             cache: default_cache(&name),
@@ -264,14 +258,18 @@ fn advertised(local: SocketAddr) -> String {
 
 /// A lazily connected channel to the coordinator: a coordinator that is not up yet is
 /// waited for by the retrying callers, not refused here.
-fn connect(url: &str) -> Result<Channel> {
+fn connect(url: &str, tls: &Tls) -> Result<Channel> {
     let url = if url.contains("://") {
         url.to_string()
     } else {
-        format!("http://{url}")
+        format!("{}://{url}", tls.scheme())
     };
-    Ok(Endpoint::from_shared(url.clone())
-        .with_context(|| format!("--coordinator '{url}' is not a URL like http://127.0.0.1:50051"))?
+    let endpoint = Endpoint::from_shared(url.clone()).with_context(|| {
+        format!("--coordinator '{url}' is not a URL like http://127.0.0.1:50051")
+    })?;
+    Ok(tls
+        .endpoint(endpoint)
+        .context("--coordinator")?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(RPC_TIMEOUT)
         .connect_lazy())
@@ -299,7 +297,10 @@ async fn run_in_span(
     let device = device::parse(&config.device)?;
     let cache = Arc::new(DataCache::new(config.cache.join("data"), store.clone()));
     let metrics = Arc::new(WorkerMetrics::new(&store));
-    let channel = with_token(connect(&config.coordinator)?, config.token.as_ref());
+    let channel = with_token(
+        connect(&config.coordinator, &config.tls)?,
+        config.token.as_ref(),
+    );
     let stop = Shutdown::new();
     {
         let stop = stop.clone();
@@ -364,6 +365,7 @@ async fn run_in_span(
                 service,
                 health_service,
                 config.token.clone(),
+                config.tls.server(),
                 stop.clone(),
             )
             .in_current_span(),

@@ -157,6 +157,13 @@ impl SweepArgs {
     /// The protocol's spec of this grid, with `data` saying where the data is.
     pub fn spec(&self, data: DataRef) -> Result<SweepSpec> {
         let tasks = self.tasks()?;
+        // The protocol reads random = 0 as "run the grid", so an explicit 0 would quietly
+        // run something other than what was asked for.
+        if self.random == Some(0) {
+            bail!(
+                "--random 0 draws no trial; give --random N with N of at least 1 (configurations per task), or leave --random out to run the grid"
+            );
+        }
         let (l, l_range) = knob::split("l", &self.l, true)?;
         let (hidden, hidden_range) = knob::split("hidden", &self.hidden, true)?;
         let (kl, kl_range) = knob::split("kl", &self.kl, false)?;
@@ -253,6 +260,22 @@ mod tests {
         assert_eq!(spec.lr, vec![0.01, 0.001]);
         assert_eq!(spec.seed, vec![0, 1]);
         assert_eq!(spec.tasks, vec!["covid", "vae"]);
+    }
+
+    #[test]
+    fn random_zero_is_refused_rather_than_run_as_a_grid() {
+        let e = sweep(&["sweep", "--l", "12", "--random", "0"])
+            .spec(DataRef::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--random 0") && e.contains("leave --random out"),
+            "{e}"
+        );
+        let spec = sweep(&["sweep", "--l", "12", "--random", "1"])
+            .spec(DataRef::default())
+            .unwrap();
+        assert_eq!(spec.random, 1);
     }
 
     #[test]

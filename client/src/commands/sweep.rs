@@ -1,18 +1,61 @@
-//! `sweep`: get the data into the store, submit the grid, then (unless `--detach`) watch
-//! it to the end and report the table and the best trials.
+//! `sweep`: check what can be checked here, get the data into the store, submit the grid,
+//! then (unless `--detach`) watch it to the end and report the table and the best trials.
+//!
+//! A local COVID-19 file is parsed before it is uploaded: a malformed one is refused here,
+//! naming the user's own file and line, instead of reaching the store and failing every
+//! trial on the workers with the path of a cached copy.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 use serde_json::json;
-use wick_proto::v1::SubmitSweepParams;
+use wick_common::covid::CaseTable;
+use wick_proto::v1::{DataRef, SubmitSweepParams};
 
 use super::{Outcome, watch};
-use crate::cli::SweepArgs;
+use crate::cli::{DataArgs, SweepArgs, Task};
 use crate::connect::Session;
 use crate::upload;
+
+/// The COVID-19 file inside a `--data` folder (as `upload` reads it).
+const COVID_CSV: &str = "covid/covid_19.csv";
+
+/// The local COVID-19 file a covid sweep would upload, if it is one (URLs, `store:` keys
+/// and store URLs are not read here).
+fn local_covid_csv(d: &DataArgs) -> Option<PathBuf> {
+    let local = |s: &str| !s.contains("://") && !s.starts_with("store:");
+    match (&d.covid_csv, &d.data) {
+        (Some(f), _) => local(f).then(|| PathBuf::from(f)),
+        (None, Some(dir)) => local(dir).then(|| Path::new(dir).join(COVID_CSV)),
+        (None, None) => None,
+    }
+}
+
+/// Parses the local COVID-19 file of a covid sweep; a missing file is left to `upload`,
+/// which says where the file was looked for.
+async fn check_covid_csv(d: &DataArgs, tasks: &[Task]) -> Result<()> {
+    let Some(path) = local_covid_csv(d).filter(|p| p.is_file()) else {
+        return Ok(());
+    };
+    if !tasks.contains(&Task::Covid) {
+        return Ok(());
+    }
+    let parsed = tokio::task::spawn_blocking(move || CaseTable::from_path(&path))
+        .await
+        .context("checking the COVID-19 file stopped")?;
+    if let Err(e) = parsed {
+        bail!("COVID-19 cases: {e}; fix the file, or pass another with --covid-csv FILE|URL");
+    }
+    Ok(())
+}
 
 /// `sweep`.
 pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
     let tasks = a.tasks()?;
+    // Mistakes in the flags and in a local data file are reported before anything is
+    // uploaded.
+    a.spec(DataRef::default())?;
+    check_covid_csv(&a.data, &tasks).await?;
     let (data, notes) = upload::resolve(&a.data, &tasks, s.store.as_ref()).await?;
     let spec = a.spec(data)?;
     let r = s
@@ -49,4 +92,69 @@ pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
     let mut out = watch::report(s, &status).await?;
     out.json["queued"] = json!(r.queued);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(data: Option<&str>, covid: Option<&str>) -> DataArgs {
+        DataArgs {
+            data: data.map(String::from),
+            covid_csv: covid.map(String::from),
+            faces: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_local_file_is_refused_naming_it_and_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("cases.csv");
+        std::fs::write(
+            &bad,
+            "Date,Country,Confirmed\n2020-01-22,France,1\n2020-01-23,France,many\n",
+        )
+        .unwrap();
+        let e = check_covid_csv(&args(None, bad.to_str()), &[Task::Covid])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&bad.display().to_string())
+                && e.contains("line 3")
+                && e.contains("'many' is not a number")
+                && e.contains("--covid-csv"),
+            "{e}"
+        );
+        // Inside a --data folder too; a vae-only sweep does not read it.
+        std::fs::create_dir_all(dir.path().join("covid")).unwrap();
+        std::fs::write(dir.path().join(COVID_CSV), "").unwrap();
+        let d = dir.path().to_str();
+        let e = check_covid_csv(&args(d, None), &[Task::Covid, Task::Vae])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("the case table is empty"), "{e}");
+        check_covid_csv(&args(d, None), &[Task::Vae]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn remote_missing_and_good_files_pass_to_the_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.csv");
+        std::fs::write(
+            &good,
+            "Date,Country,Confirmed\n2020-01-22,France,1\n2020-01-23,France,2\n",
+        )
+        .unwrap();
+        for a in [
+            args(None, good.to_str()),
+            args(None, Some("https://example.org/cases.csv")),
+            args(None, Some("store:data/x/covid.csv")),
+            args(Some("s3://bucket/data"), None),
+            args(None, Some("/no/such/file.csv")),
+        ] {
+            check_covid_csv(&a, &[Task::Covid]).await.unwrap();
+        }
+        assert_eq!(local_covid_csv(&args(None, None)), None);
+    }
 }

@@ -230,7 +230,7 @@ fn errors_say_what_to_change() {
     assert_eq!(
         e.to_string(),
         "start date 2021-01-01 is after the last date 2020-03-30 of the data; \
-         pass --start-date between 2020-03-01 and 2020-03-30"
+         use a start date between 2020-03-01 and 2020-03-30 (worker train --start-date)"
     );
     let e = fails(|o| o.start = date(2020, 2, 29));
     assert!(
@@ -242,7 +242,7 @@ fn errors_say_what_to_change() {
     assert_eq!(
         e.to_string(),
         "L = 30 needs at least 31 days from 2020-03-01 but the data has 30; \
-         use --l 29 or less, or an earlier --start-date"
+         use --l 29 or less, or an earlier start date (worker train --start-date)"
     );
     assert!(matches!(
         fails(|o| o.l = 0),
@@ -252,7 +252,9 @@ fn errors_say_what_to_change() {
     let e = fails(|o| o.threshold = 1.0);
     assert_eq!(
         e.to_string(),
-        "no country correlates above threshold 1 with another; lower --threshold (default 0.7)"
+        "no country correlates above threshold 1 with another, so set C is empty; use a case \
+         table with more countries whose outbreaks move together, or a lower threshold \
+         (worker train --threshold, default 0.7)"
     );
     for f in [0.0, 1.0, -0.5, f64::NAN] {
         let e = fails(|o| o.train_fraction = f);

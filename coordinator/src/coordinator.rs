@@ -174,8 +174,13 @@ impl Coordinator {
             )));
         }
         if t.record.state != TrialState::Succeeded {
+            // A trial that will not finish by itself needs its sweep submitted again.
+            let way = match t.record.state {
+                TrialState::Queued | TrialState::Running => "wait for it to succeed",
+                _ => "submit its sweep again to rerun it",
+            };
             return Err(Error::FailedPrecondition(format!(
-                "trial {} is {} and has no final model; wait for it to succeed or pick another (`client best`)",
+                "trial {} is {} and has no final model; {way}, or pick another (`client best`)",
                 t.id(),
                 t.record.state.as_str()
             )));

@@ -17,6 +17,8 @@ mod search;
 
 /// Most trials one sweep may hold: a larger grid is almost always a typo in a list.
 pub const MAX_TRIALS: u64 = 10_000;
+/// Longest sweep name, in characters: it is shown on one line of `client list`.
+pub const MAX_NAME: usize = 200;
 
 /// Defaults of the knobs a sweep spec cannot carry; they match `worker train`'s.
 const COVID_BATCH: usize = 64;
@@ -170,6 +172,12 @@ fn vae_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) {
 pub fn expand(spec: &SweepSpec) -> Result<Vec<TrialConfig>> {
     let (covid, vae) = tasks(spec)?;
     crate::state::Policy::of(spec)?;
+    let name = spec.name.chars().count();
+    if name > MAX_NAME {
+        return Err(invalid(format!(
+            "the sweep name is {name} characters, above the limit of {MAX_NAME}; give a shorter --name"
+        )));
+    }
     if spec.random > 0 {
         return finish(search::draw(spec, covid, vae)?, spec);
     }

@@ -111,7 +111,8 @@ fn every_bad_input_gets_its_own_clear_answer_and_leaves_nothing_behind() {
     let Some(ctx) = setup() else {
         return;
     };
-    let cases = cases::all(&ctx);
+    let mut cases = cases::all(&ctx);
+    cases.extend(gaps::fixed(&ctx));
     assert!(cases.len() >= 25, "the catalogue has {} cases", cases.len());
     let report = check::run_all(&ctx, &cases);
     assert!(

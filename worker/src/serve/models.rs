@@ -200,7 +200,12 @@ impl Models {
 
 /// The trial configuration in a model file's metadata, without decoding its tensors.
 fn model_config(bytes: &[u8], key: &str) -> Result<TrialConfig, Status> {
-    let bad = |why: String| Status::internal(format!("{key} is not a readable wick model: {why}"));
+    // The request is fine; the stored file is not, so the way out is another trial.
+    let bad = |why: String| {
+        Status::failed_precondition(format!(
+            "{key} is not a readable wick model ({why}): the stored file is damaged; pick another trial (`client best`) or train this one again"
+        ))
+    };
     let (_, header) =
         safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
     let config = header

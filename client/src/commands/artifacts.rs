@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde_json::json;
-use wick_proto::v1::{GetArtifactParams, ListArtifactsParams};
+use wick_proto::v1::ListArtifactsParams;
 
 use super::{Outcome, write_file};
 use crate::connect::Session;
@@ -38,21 +38,13 @@ pub async fn ls(s: &Session, trial: &str) -> Result<Outcome> {
 
 /// `artifacts get TRIAL NAME [--out FILE]`.
 pub async fn get(s: &Session, trial: &str, name: &str, out: Option<&Path>) -> Result<Outcome> {
-    let r = s
-        .sweeps
-        .clone()
-        .get_artifact(GetArtifactParams {
-            trial_id: trial.to_string(),
-            name: name.to_string(),
-        })
-        .await?
-        .into_inner();
+    let data = super::trials::fetch(s, trial, name).await?;
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(Path::new(name).file_name().unwrap_or(name.as_ref())));
-    write_file(&out, &r.data)?;
+    write_file(&out, &data)?;
     Ok(Outcome {
-        json: json!({"trial": trial, "name": name, "out": out.display().to_string(), "size": r.data.len()}),
+        json: json!({"trial": trial, "name": name, "out": out.display().to_string(), "size": data.len()}),
         text: format!("{}\n", out.display()),
     })
 }

@@ -18,11 +18,10 @@ use serde_json::{Value, json};
 use tonic::{Code, Status};
 use wick_common::covid::CaseTable;
 use wick_common::covid::backtest::{self, Checked, Forecast};
-use wick_proto::v1::{
-    BestTrialParams, GetArtifactParams, GetSweepParams, ListSweepsParams, TrialStatus,
-};
+use wick_proto::v1::{BestTrialParams, GetSweepParams, ListSweepsParams, TrialStatus};
 
 use super::Outcome;
+use super::trials::fetch;
 use crate::cli::BacktestArgs;
 use crate::connect::Session;
 use crate::render::{Table, label};
@@ -35,20 +34,6 @@ const WORST: usize = 10;
 const LATER_FILE: &str = "../shared/data/covid/countries-aggregated.csv (to 2021-09-28)";
 /// What the world map's title says just before D (see worker/src/covid/artifacts.rs).
 const MAP_DATE_MARK: &str = "the day after ";
-
-/// One artifact's bytes; the gRPC status on failure, so callers can tell a missing
-/// artifact (NOT_FOUND) from a coordinator that cannot be reached.
-async fn artifact(s: &Session, trial: &str, name: &str) -> Result<Vec<u8>, Status> {
-    let r = s
-        .sweeps
-        .clone()
-        .get_artifact(GetArtifactParams {
-            trial_id: trial.to_string(),
-            name: name.to_string(),
-        })
-        .await?;
-    Ok(r.into_inner().data)
-}
 
 /// The coordinator's message for a missing artifact; any other failure is returned as is.
 fn missing(st: Status) -> Result<String> {
@@ -122,7 +107,7 @@ fn date_in_map(svg: &str) -> Option<NaiveDate> {
 
 /// D from the trial's data in the store: `Ok(Err(why))` when it cannot be read from here.
 async fn day_from_data(s: &Session, trial: &str) -> Result<Result<(NaiveDate, String), String>> {
-    let refs = match artifact(s, trial, "data.json").await {
+    let refs = match fetch(s, trial, "data.json").await {
         Ok(bytes) => bytes,
         Err(st) => return Ok(Err(missing(st)?)),
     };
@@ -167,7 +152,7 @@ async fn last_day(s: &Session, trial: &str) -> Result<(NaiveDate, String)> {
         Err(why) => why,
     };
     let map = "plots/world_map.svg";
-    let map_why = match artifact(s, trial, map).await {
+    let map_why = match fetch(s, trial, map).await {
         Ok(svg) => match date_in_map(&String::from_utf8_lossy(&svg)) {
             Some(day) => return Ok((day, format!("the title of the trial's {map}"))),
             None => format!("its {map} names no date"),
@@ -226,7 +211,7 @@ pub async fn run(s: &Session, a: &BacktestArgs) -> Result<Outcome> {
             trial.task
         );
     }
-    let bytes = match artifact(s, id, "plots/forecast.json").await {
+    let bytes = match fetch(s, id, "plots/forecast.json").await {
         Ok(b) => b,
         Err(st) => bail!(
             "trial {id} is {} and has no forecasts to check ({}); only a finished covid trial has plots/forecast.json: wait for it, or leave --trial out to use the best covid trial",

@@ -100,15 +100,22 @@ pub async fn sweep(s: &Session, id: &str) -> Result<(SweepStatus, Vec<Trial>)> {
     Ok((st, trials))
 }
 
-/// The bytes of a trial's artifact `name` (a path under `trials/<id>/`), or `None` when
-/// the trial has no such file.
-pub async fn artifact(s: &Session, trial: &str, name: &str) -> Result<Option<Vec<u8>>> {
+/// The bytes of a trial's artifact `name` (a path under `trials/<id>/`), or the gRPC
+/// status, so a caller can tell a missing file (NOT_FOUND) from a coordinator that cannot
+/// be reached.
+pub async fn fetch(s: &Session, trial: &str, name: &str) -> Result<Vec<u8>, tonic::Status> {
     let params = GetArtifactParams {
         trial_id: trial.to_string(),
         name: name.to_string(),
     };
-    match s.sweeps.clone().get_artifact(params).await {
-        Ok(r) => Ok(Some(r.into_inner().data.to_vec())),
+    let r = s.sweeps.clone().get_artifact(params).await?;
+    Ok(r.into_inner().data.to_vec())
+}
+
+/// The bytes of a trial's artifact `name`, or `None` when the trial has no such file.
+pub async fn artifact(s: &Session, trial: &str, name: &str) -> Result<Option<Vec<u8>>> {
+    match fetch(s, trial, name).await {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(st) if st.code() == Code::NotFound => Ok(None),
         Err(st) => Err(st.into()),
     }

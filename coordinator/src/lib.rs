@@ -39,9 +39,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use wick_common::store::Store;
 use wick_proto::v1::sweeps_server::SweepsServer;
 use wick_proto::v1::work_server::WorkServer;
@@ -119,11 +119,13 @@ pub async fn serve(
             .tls_config(tls)
             .context("cannot serve TLS with --tls-cert and --tls-key")?;
     }
+    // Nagle's algorithm off: a reply written in pieces (a watch's events, a response and its
+    // trailers) would otherwise wait ~40 ms for the client's delayed ACK.
     server
         .add_service(health_service)
         .add_service(sweeps)
         .add_service(work)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
         .await
         .context("the gRPC server failed")?;
     reaper.await.context("the lease reaper panicked")?;

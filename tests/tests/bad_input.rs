@@ -125,26 +125,6 @@ fn every_bad_input_gets_its_own_clear_answer_and_leaves_nothing_behind() {
     );
 }
 
-/// The inputs still answered wrongly (each described in `bad_input/gaps.rs`, with what it
-/// does now and what it should do); fails until their fixes in the coordinator and the
-/// worker are made.
-#[test]
-#[ignore = "known gaps whose fixes lie in coordinator/ and worker/; see bad_input/gaps.rs"]
-fn known_gaps() {
-    let Some(ctx) = setup() else {
-        return;
-    };
-    let cases = gaps::all(&ctx);
-    let report = check::run_all(&ctx, &cases);
-    assert!(
-        report.is_empty(),
-        "{} of {} known gaps are still open:\n{}",
-        report.len(),
-        cases.len(),
-        report.join("\n")
-    );
-}
-
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();

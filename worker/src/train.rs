@@ -109,6 +109,10 @@ pub struct TrainArgs {
     /// Print one JSON object on stdout at the end (and no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// After training a covid model, also time its forecast for every country (median of
+    /// 50 calls) and report it as `infer_all_countries_ms` (used by bench/train.sh).
+    #[arg(long)]
+    pub time_inference: bool,
 }
 
 impl TrainArgs {
@@ -186,7 +190,11 @@ pub fn run(args: &TrainArgs) -> Result<Value> {
         Ok(())
     });
     pb.finish_and_clear();
-    summary
+    let mut summary = summary?;
+    if let (true, TrialConfig::Covid(c)) = (args.time_inference, &config) {
+        summary["infer_all_countries_ms"] = json!(forecast_ms(&data, c, &args.out, &dev)?);
+    }
+    Ok(summary)
 }
 
 /// A short name of a trial for progress bars and logs.
@@ -312,6 +320,25 @@ fn run_covid(
     }))
 }
 
+/// Median wall time (ms) of one forecast for every country (packing, forward, softmax,
+/// copy out), over 50 calls after 5 warm-ups: the figure the benchmarks compare with
+/// PyTorch's end-to-end inference.
+fn forecast_ms(csv: &Path, c: &CovidConfig, out: &Path, dev: &candle_core::Device) -> Result<f64> {
+    let (table, data) = load_covid(csv, c)?;
+    let model = out.join("model.safetensors");
+    let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+    let (_, model, _) = covid::train::load_model(&bytes, &model.display().to_string(), dev)?;
+    let mut times = Vec::with_capacity(50);
+    for i in 0..55 {
+        let start = std::time::Instant::now();
+        covid::artifacts::forecast(&model, &table, &data, dev)?;
+        if i >= 5 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(median(times))
+}
+
 fn run_vae(
     config: &TrialConfig,
     c: &VaeConfig,
@@ -348,6 +375,7 @@ fn run_vae(
         "task": "vae", "kl_weight": c.kl_weight, "size": c.size, "epochs": c.epochs, "seed": c.seed,
         "device": device::describe(dev),
         "images": images.len(), "skipped_files": images.skipped.len(),
+        "skipped": images.skipped.iter().map(|(file, why)| json!({"file": file, "reason": why})).collect::<Vec<_>>(),
         "neg_elbo": h.iter().map(|e| e.neg_elbo).collect::<Vec<_>>(),
         "recon": h.iter().map(|e| e.recon).collect::<Vec<_>>(),
         "kl": h.iter().map(|e| e.kl).collect::<Vec<_>>(),

@@ -222,10 +222,11 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
         .validate()
         .map_err(|e| Failure::Trial(e.to_string()))?;
     let data = a.data.clone().unwrap_or_default();
-    let path = match &config {
-        TrialConfig::Covid(_) => w.cache.covid_csv(&data.covid_csv).await?,
-        TrialConfig::Vae(_) => w.cache.faces(&data.faces).await?,
+    let (path, reference) = match &config {
+        TrialConfig::Covid(_) => (w.cache.covid_csv(&data.covid_csv).await?, &data.covid_csv),
+        TrialConfig::Vae(_) => (w.cache.faces(&data.faces).await?, &data.faces),
     };
+    let path_for_messages = path.clone();
     let (ckpt_dir, out) = (dir.join("ckpt"), dir.join("out"));
     let local =
         |e: std::io::Error| Failure::Transient(format!("cannot prepare {}: {e}", dir.display()));
@@ -262,9 +263,12 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
     })
     .await
     .map_err(|e| Failure::Trial(format!("training crashed: {e}")))?;
+    // The user knows the data by the reference the sweep was given (a URL, a store key),
+    // never by this worker's cached copy, so errors name the reference.
+    let cached = path_for_messages.display().to_string();
     trained.map_err(|e| match e.downcast::<Failure>() {
         Ok(f) => f,
-        Err(e) => Failure::Trial(format!("{e:#}")),
+        Err(e) => Failure::Trial(format!("{e:#}").replace(&cached, reference)),
     })
 }
 

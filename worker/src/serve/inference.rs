@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_server::{Health, HealthServer};
@@ -335,6 +335,13 @@ impl InferenceService {
     }
 }
 
+/// The connections of `listener` with Nagle's algorithm off. With it on, a reply written
+/// in more than one piece (an image batch, a response and its trailers) waits for the
+/// caller's delayed ACK (about 40 ms on Linux).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves `service` and the gRPC `health` service on `listener` until `stop` fires, over
 /// TLS with `tls`. With `token`, inference calls must carry it; health checks need none
 /// (probes have none).
@@ -362,9 +369,7 @@ pub async fn serve(
         .trace_fn(move |_| parent.clone())
         .add_service(health)
         .add_service(InterceptedService::new(inference, RequireToken::new(token)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            stop.wait().await
-        })
+        .serve_with_incoming_shutdown(incoming(listener), async move { stop.wait().await })
         .await
         .context("the inference server failed")
 }

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The distributed layer's cost, measured on loopback over a local-folder store:
+#  1. makespan of one 8-trial sweep with 1 worker, then with 2 workers, each worker pinned
+#     to its own core (taskset) with one tensor thread; the ratio is the scaling;
+#  2. the coordinator's overhead per trial: 100 one-epoch trials run by `overhead`, a
+#     probe that speaks the worker protocol without training (lease, progress, staged
+#     model file, complete).
+# Everything it starts is killed and its scratch folder removed when it exits.
+#
+# Usage (from a clone, after `cargo build --release`):   bench/scale.sh
+# Settings (environment): WICK_BIN (target/release), WICK_DATA (../shared/data),
+#   EPOCHS (15, per trial of the makespan sweep), TRIALS (100, for the overhead probe)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${WICK_BIN:-$root/target/release}
+data=$(realpath "${WICK_DATA:-$root/../shared/data}")
+epochs=${EPOCHS:-15}
+probe_trials=${TRIALS:-100}
+for b in coordinator worker client overhead; do
+  [ -x "$bin/$b" ] || { echo "scale.sh: $bin/$b is missing; build first: cargo build --release" >&2; exit 2; }
+done
+unset WICK_COORDINATOR WICK_STORE WICK_TOKEN WICK_TOKEN_FILE WICK_TLS_CA WICK_TLS_CERT WICK_TLS_KEY
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wick-scale.XXXXXX")
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+wait_listening() { # log file
+  for _ in $(seq 600); do
+    grep -q 'listening on' "$1" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "scale.sh: no 'listening on' in $1:" >&2; cat "$1" >&2; exit 1
+}
+
+# Starts a coordinator on a fresh store in $tmp/$1; sets $url and $store.
+coordinator() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  store=file://$tmp/$1/store url=http://127.0.0.1:$port
+  mkdir -p "$tmp/$1/store"
+  "$bin/coordinator" --listen "127.0.0.1:$port" --store "$store" 2> "$tmp/$1/coordinator.log" &
+  pids+=($!)
+  wait_listening "$tmp/$1/coordinator.log"
+}
+
+worker() { # run name, worker name, core
+  taskset -c "$3" "$bin/worker" serve --coordinator "$url" --store "$store" --name "$2" \
+    --listen 127.0.0.1:0 --threads 1 --slots 1 --cache "$tmp/$1/cache-$2" \
+    2> "$tmp/$1/$2.log" &
+  pids+=($!)
+  wait_listening "$tmp/$1/$2.log"
+}
+
+# One sweep, timed from submission to the last trial's end (the client waits for it).
+makespan() { # run name, cores...
+  local run=$1; shift
+  coordinator "$run"
+  local i=0
+  for core in "$@"; do worker "$run" "w$i" "$core"; i=$((i + 1)); done
+  local start end
+  start=$(date +%s.%N)
+  "$bin/client" --coordinator "$url" --store "$store" --json sweep --data "$data" \
+    --task covid --cell lstm --hidden 32 --l 12 --epochs "$epochs" --seed 0,1,2,3,4,5,6,7 \
+    > "$tmp/$run/sweep.json"
+  end=$(date +%s.%N)
+  stop_all
+  python3 - "$tmp/$run/sweep.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+trials = s.get("trials", [])
+bad = [t for t in trials if t.get("state") != "succeeded"]
+if len(trials) != 8 or bad:
+    sys.exit(f"scale.sh: the sweep did not end with 8 succeeded trials: {s}")
+PY
+  echo "$end - $start" | bc
+}
+
+echo "== 8 trials (LSTM32, L=12, $epochs epochs), 1 worker on core 0" >&2
+one=$(makespan one 0)
+echo "== the same sweep, 2 workers on cores 0 and 1" >&2
+two=$(makespan two 0 1)
+
+echo "== coordinator overhead: $probe_trials one-epoch trials through the protocol, no training" >&2
+coordinator probe
+seeds=$(seq -s, 0 $((probe_trials - 1)))
+"$bin/client" --coordinator "$url" --store "$store" --json sweep --data "$data" --task covid \
+  --cell rnn --hidden 4 --l 12 --epochs 1 --seed "$seeds" --detach > /dev/null
+"$bin/overhead" --coordinator "$url" --store "$store" --trials "$probe_trials" --json > "$tmp/probe.json"
+stop_all
+
+python3 - "$one" "$two" "$tmp/probe.json" <<'PY'
+import json, sys
+one, two, probe = float(sys.argv[1]), float(sys.argv[2]), json.load(open(sys.argv[3]))
+print("| measure | value |")
+print("|---|---|")
+print(f"| makespan, 8 trials, 1 worker | {one:.2f} s |")
+print(f"| makespan, 8 trials, 2 workers | {two:.2f} s |")
+print(f"| ratio 2 workers / 1 worker | **{two / one:.3f}** (target ≤ 0.55) |")
+print(f"| coordinator overhead per trial (lease + progress + complete, p50 / p99) | "
+      f"**{probe['rpcs_total']['p50_ms']:.2f}** / {probe['rpcs_total']['p99_ms']:.2f} ms (target < 20 ms) |")
+for k in ("lease", "progress", "complete", "staging_write"):
+    print(f"| &nbsp;&nbsp;{k} p50 / p99 | {probe[k]['p50_ms']:.2f} / {probe[k]['p99_ms']:.2f} ms |")
+print(f"| probe trials, wall time per trial | {probe['trials']}, {probe['per_trial_ms']:.2f} ms |")
+PY

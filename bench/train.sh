@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Training and inference speed of wick against the PyTorch reference, side by side on this
+# machine: the same configurations, data, batch sizes, epochs and thread count, run in
+# alternation (wick, then PyTorch, per configuration) so that a change of load on the
+# machine hits both. Prints a table of ratios and writes everything under $OUT.
+#
+#   bash bench/train.sh            # covid 30 epochs, VAE 28x28 3 epochs, 64x64 2 epochs
+#   bash bench/train.sh --quick    # covid 8 epochs, VAE 2 / 1 epochs
+#
+# Settings (environment): WICK_BENCH_THREADS (1), WICK_DATA (../shared/data),
+# WICK_REFERENCE (../shared/reference), WICK_BENCH_VENV (~/.cache/wick-bench-venv; created
+# with torch, numpy and pillow from PyPI when missing), OUT (target/bench/train-<time>).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+covid_epochs=30 vae28_epochs=3 vae64_epochs=2
+if [[ "${1:-}" == "--quick" ]]; then covid_epochs=8 vae28_epochs=2 vae64_epochs=1; fi
+threads=${WICK_BENCH_THREADS:-1}
+data=$(realpath "${WICK_DATA:-$root/../shared/data}")
+reference=$(realpath "${WICK_REFERENCE:-$root/../shared/reference}")
+venv=${WICK_BENCH_VENV:-$HOME/.cache/wick-bench-venv}
+out=${OUT:-$root/target/bench/train-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out/wick" "$out/torch"
+
+for f in "$data/covid/covid_19.csv" "$reference/covid_ref.py" "$reference/vae_ref.py"; do
+    [[ -e "$f" ]] || { echo "missing $f (set WICK_DATA / WICK_REFERENCE)" >&2; exit 2; }
+done
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import torch, numpy, PIL" 2>/dev/null; then
+    echo "== installing torch, numpy, pillow into $venv (once)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q torch numpy pillow
+fi
+echo "== building wick (release)" >&2
+cargo build --release -q -p wick-worker
+worker=$root/target/release/worker
+
+# Both sides get the same thread count; OpenMP/MKL read these too.
+export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+uptime > "$out/load-start.txt"
+
+run_wick() { # name, then worker train flags
+    local name=$1; shift
+    echo "== wick  $name" >&2
+    "$worker" train "$@" --data "$data" --threads "$threads" --out "$out/wick/$name" --json \
+        > "$out/wick/$name.json" 2> "$out/wick/$name.log"
+}
+run_torch() { # script, tag, then flags
+    local script=$1 tag=$2; shift 2
+    echo "== torch $tag" >&2
+    "$venv/bin/python" "$reference/$script" --device cpu --threads "$threads" --out "$out/torch" \
+        --tag "_$tag" "$@" > "$out/torch/$tag.log" 2>&1
+}
+
+for cell in rnn lstm gru; do
+    hidden=64; [[ $cell == rnn ]] && hidden=32
+    for l in 12 40; do
+        name=covid-$cell$hidden-l$l
+        run_wick "$name" --time-inference --task covid --cell "$cell" --hidden "$hidden" --l "$l" --epochs "$covid_epochs"
+        run_torch covid_ref.py "$name" --models "$cell" --lengths "$l" --epochs "$covid_epochs" \
+            --csv "$data/covid/covid_19.csv"
+    done
+done
+# The reference runs both sizes in one process (it decodes the JPEGs once).
+run_wick vae-28 --task vae --size 28 --kl 1 --epochs "$vae28_epochs"
+run_wick vae-64 --task vae --size 64 --kl 1 --epochs "$vae64_epochs"
+run_torch vae_ref.py vae --kl-weights 1 --epochs "$vae28_epochs" --epochs64 "$vae64_epochs" \
+    --images "$data/anime-faces"
+
+uptime > "$out/load-end.txt"
+python3 "$root/bench/train_table.py" "$out" "$threads" | tee "$out/table.md"

@@ -75,6 +75,19 @@ impl Coordinator {
         })
     }
 
+    /// The state, locked, with the lease clock caught up (see `State::catch_up`): while a
+    /// store write held the lock through an outage, no heartbeat could be heard, and that
+    /// time must not count against the workers' leases.
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, State> {
+        let mut st = self.state.lock().await;
+        if let Some(gap) = st.catch_up(Instant::now()) {
+            tracing::info!(
+                "the state was busy for {gap:?} (a slow store write?); running leases extended by as much"
+            );
+        }
+        st
+    }
+
     /// Applies persisted changes and announces them.
     fn commit(&self, st: &mut State, changes: Vec<Change>) {
         for c in &changes {
@@ -87,7 +100,7 @@ impl Coordinator {
     pub async fn submit(&self, spec: SweepSpec) -> Result<SubmitSweepResult> {
         let configs = grid::expand(&spec)?;
         let sweep_id = grid::sweep_id(&configs, &spec);
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let plan = st.submit(&spec, configs, &sweep_id, now_ms());
         persist::save_submit(&self.store, &plan).await?;
         let queued = plan.changes.len() as u32;
@@ -106,7 +119,7 @@ impl Coordinator {
 
     /// Every sweep, newest first.
     pub async fn list(&self) -> Vec<SweepSummary> {
-        let st = self.state.lock().await;
+        let st = self.lock().await;
         st.sweeps_newest_first()
             .into_iter()
             .map(|s| st.summary(s))
@@ -115,7 +128,7 @@ impl Coordinator {
 
     /// One sweep with its trials.
     pub async fn get(&self, sweep_id: &str) -> Result<SweepStatus> {
-        let st = self.state.lock().await;
+        let st = self.lock().await;
         let s = st.sweep(sweep_id)?;
         Ok(SweepStatus {
             sweep_id: s.record.sweep_id.clone(),
@@ -135,7 +148,7 @@ impl Coordinator {
         Vec<TrialStatus>,
         broadcast::Receiver<Arc<Published>>,
     )> {
-        let st = self.state.lock().await;
+        let st = self.lock().await;
         let s = st.sweep(sweep_id)?;
         let trials = st.trials_of(s).map(status).collect();
         Ok((s.record.sweep_id.clone(), trials, self.events.subscribe()))
@@ -143,7 +156,7 @@ impl Coordinator {
 
     /// Cancels a sweep's unfinished trials; returns how many.
     pub async fn cancel(&self, sweep_id: &str) -> Result<u32> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let changes = st.cancel(sweep_id)?;
         persist::save_changes(&self.store, &changes).await?;
         let n = changes.len() as u32;
@@ -154,14 +167,14 @@ impl Coordinator {
 
     /// The best succeeded trial (see `State::best`).
     pub async fn best(&self, sweep_id: &str, task: &str, kl: Option<f64>) -> Result<TrialStatus> {
-        let st = self.state.lock().await;
+        let st = self.lock().await;
         st.best(sweep_id, task, kl).map(status)
     }
 
     /// The full id of the trial an inference call uses: `trial_id` (or a prefix of it),
     /// which must be a succeeded trial of `task`, or the best one of `task`.
     pub async fn inference_trial(&self, trial_id: &str, task: &str, rpc: &str) -> Result<String> {
-        let st = self.state.lock().await;
+        let st = self.lock().await;
         if trial_id.is_empty() {
             return Ok(st.best("", task, None)?.id().to_string());
         }
@@ -190,21 +203,18 @@ impl Coordinator {
 
     /// Inference addresses of the live workers.
     pub async fn inference_addrs(&self) -> Vec<String> {
-        self.state.lock().await.inference_addrs(Instant::now())
+        self.lock().await.inference_addrs(Instant::now())
     }
 
     /// The full id of a known trial.
     pub async fn trial_id(&self, trial_id: &str) -> Result<String> {
-        Ok(self.state.lock().await.trial(trial_id)?.id().to_string())
+        Ok(self.lock().await.trial(trial_id)?.id().to_string())
     }
 
     /// Registers a worker.
     pub async fn register(&self, p: &RegisterParams) -> RegisterResult {
         let worker_id = token("w");
-        self.state
-            .lock()
-            .await
-            .register(&worker_id, p, Instant::now());
+        self.lock().await.register(&worker_id, p, Instant::now());
         tracing::info!(worker = %p.name, worker_id = %worker_id, device = %p.device, slots = p.slots, inference = %p.inference_addr, "worker registered");
         RegisterResult {
             worker_id,
@@ -215,7 +225,7 @@ impl Coordinator {
 
     /// Leases the next queued trial to a worker.
     pub async fn lease(&self, worker_id: &str) -> Result<LeaseResult> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let now = Instant::now();
         st.touch_worker(worker_id, now)?;
         let lease_id = token("l");
@@ -243,8 +253,7 @@ impl Coordinator {
 
     /// Renews leases; returns the revoked ones.
     pub async fn heartbeat(&self, worker_id: &str, lease_ids: &[String]) -> Vec<String> {
-        self.state
-            .lock()
+        self.lock()
             .await
             .heartbeat(worker_id, lease_ids, Instant::now())
     }
@@ -252,7 +261,7 @@ impl Coordinator {
     /// Records one epoch under a valid lease; returns the reason when the sweep's
     /// early-stopping policy stopped the trial with it.
     pub async fn progress(&self, p: &ProgressParams) -> Result<Option<String>> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let (change, metrics) = st.progress(p, Instant::now()).inspect_err(|e| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
         })?;
@@ -273,13 +282,18 @@ impl Coordinator {
 
     /// Promotes a trial's staged artifacts and marks it succeeded, under a valid lease.
     pub async fn complete(&self, p: &CompleteParams) -> Result<()> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let (change, summary) = st.complete(p, Instant::now()).inspect_err(|e| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "completion refused: {e}");
         })?;
         let written = persist::promote(&self.store, &p.trial_id, &p.staging_prefix).await?;
         persist::save_summary(&self.store, &p.trial_id, &summary).await?;
         persist::save_trial(&self.store, &change.trial.record).await?;
+        // Only now: until the record is durable, a retried Complete must find the staged
+        // files again. Leftovers after a failure here are garbage, not a lost result.
+        if let Err(e) = persist::clear_staging(&self.store, &p.trial_id).await {
+            tracing::warn!(trial = %p.trial_id, "cannot clear the staging area: {e}");
+        }
         tracing::info!(trial = %p.trial_id, worker = %change.trial.record.worker, artifacts = written.len(), "trial succeeded");
         self.commit(&mut st, vec![change]);
         Ok(())
@@ -287,7 +301,7 @@ impl Coordinator {
 
     /// Records a failure (or a hand-back) under a valid lease.
     pub async fn fail(&self, p: &FailParams) -> Result<()> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let change = st.fail(p, Instant::now())?;
         persist::save_trial(&self.store, &change.trial.record).await?;
         tracing::warn!(trial = %p.trial_id, worker = %change.trial.record.worker, retryable = p.retryable, "trial failed: {}", p.message);
@@ -297,13 +311,13 @@ impl Coordinator {
 
     /// The metrics page for one scrape.
     pub async fn render_metrics(&self) -> String {
-        let (trials, workers) = self.state.lock().await.census(Instant::now());
+        let (trials, workers) = self.lock().await.census(Instant::now());
         self.metrics.render(&trials, workers)
     }
 
     /// Takes back expired leases (called by the reaper every heartbeat interval).
     pub async fn reap(&self) -> Result<()> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock().await;
         let now = Instant::now();
         st.prune_workers(now);
         let changes = st.expired(now);

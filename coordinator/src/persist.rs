@@ -111,10 +111,11 @@ pub async fn save_summary(store: &Store, trial: &str, summary: &serde_json::Valu
         .await?)
 }
 
-/// Moves a worker's staged artifacts into place: `model.safetensors` to
-/// `trials/<id>/model.safetensors`, every other file to `trials/<id>/plots/<name>`; then
-/// deletes the staging prefix. Returns the keys written. Refuses a staging prefix
-/// without a model, so a succeeded trial can always serve inference.
+/// Copies a worker's staged artifacts into place: `model.safetensors` to
+/// `trials/<id>/model.safetensors`, every other file to `trials/<id>/plots/<name>`.
+/// Returns the keys written. Refuses a staging prefix without a model, so a succeeded
+/// trial can always serve inference. The staged files stay (see [`clear_staging`]), so a
+/// completion that fails half-way (the store went down) can be retried as a whole.
 pub async fn promote(store: &Store, trial: &str, staging_prefix: &str) -> Result<Vec<String>> {
     let prefix = format!("{}/", staging_prefix.trim_end_matches('/'));
     let staged = store.list(&prefix).await?;
@@ -141,10 +142,17 @@ pub async fn promote(store: &Store, trial: &str, staging_prefix: &str) -> Result
         store.put(&dest, bytes).await?;
         written.push(dest);
     }
-    for (key, _) in &staged {
-        store.delete(key).await?;
-    }
     Ok(written)
+}
+
+/// Deletes every staged file of a trial, once its record says it succeeded: the promoted
+/// attempt's, and any an attempt left when its worker died while uploading.
+pub async fn clear_staging(store: &Store, trial: &str) -> Result<()> {
+    let prefix = format!("{}staging/", keys::trial_dir(trial));
+    for (key, _) in store.list(&prefix).await? {
+        store.delete(&key).await?;
+    }
+    Ok(())
 }
 
 /// Reads every sweep and its trials back into `state` (after a restart). A trial whose
@@ -272,6 +280,15 @@ mod tests {
         let mut written = promote(&store, "t-1", staging.trim_end_matches('/'))
             .await
             .unwrap();
+        // Promoting again (a retried completion) finds the same files.
+        assert_eq!(promote(&store, "t-1", staging).await.unwrap().len(), 2);
+        // A dead attempt's leftovers go too.
+        store
+            .put("trials/t-1/staging/L0/plot.png", b"old".to_vec())
+            .await
+            .unwrap();
+        clear_staging(&store, "t-1").await.unwrap();
+        assert!(store.list("trials/t-1/staging/").await.unwrap().is_empty());
         written.sort();
         assert_eq!(
             written,

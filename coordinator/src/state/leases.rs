@@ -3,7 +3,7 @@
 //! lease, and a lease that has ended (expired, cancelled, finished, never granted) is
 //! refused with FAILED_PRECONDITION so a worker presumed dead cannot touch the trial.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wick_proto::v1::{CompleteParams, FailParams, ProgressParams, RegisterParams};
 
@@ -92,6 +92,28 @@ impl State {
             trial,
             kind: EventKind::Running,
         }))
+    }
+
+    /// Stops the lease clock while the coordinator was not listening. Every locked
+    /// operation calls this first, and the reaper takes the lock every heartbeat interval,
+    /// so a gap of more than a quarter TTL since the last call means that nothing was
+    /// heard meanwhile (a store write held the lock through an outage, or the process was
+    /// starved): every lease still live when the gap began is extended by it, instead of
+    /// being expired for heartbeats that were waiting in line. Returns that gap, if any.
+    pub fn catch_up(&mut self, now: Instant) -> Option<Duration> {
+        let last = self.attentive.replace(now)?;
+        let gap = now.saturating_duration_since(last);
+        if gap <= self.lease_ttl / 4 {
+            return None;
+        }
+        for t in self.trials.values_mut() {
+            if let Some(e) = t.expiry.as_mut()
+                && *e > last
+            {
+                *e += gap;
+            }
+        }
+        Some(gap)
     }
 
     /// Renews the valid leases among `lease_ids` and returns the others (ended or

@@ -153,6 +153,8 @@ pub struct State {
     /// Each trial's early-stopping score per epoch (index epoch - 1; higher is better),
     /// from its progress reports.
     scores: HashMap<String, Vec<f64>>,
+    /// When the state was last looked at (see `catch_up`).
+    attentive: Option<Instant>,
 }
 
 /// `id` if it names one key exactly, else the only key it is a prefix of.
@@ -215,6 +217,7 @@ impl State {
             workers: HashMap::new(),
             next_seq: 0,
             scores: HashMap::new(),
+            attentive: None,
         }
     }
 

@@ -463,3 +463,32 @@ fn ids_resolve_by_unique_prefix_and_workers_go_stale() {
     assert!(st.touch_worker("w1", t0 + TTL * 10).is_err());
     assert!(st.touch_worker("w2", t0 + TTL * 10).is_ok());
 }
+
+#[test]
+fn time_the_coordinator_was_not_listening_does_not_count_against_leases() {
+    let t0 = Instant::now();
+    let (mut st, _, ids) = setup(&spec(&[12, 40], &[]), t0);
+    st.catch_up(t0);
+    lease(&mut st, "L1", t0);
+    // A store write holds the lock for ten TTLs; the heartbeat waiting behind it is
+    // heard only then, and keeps the lease.
+    let t1 = t0 + TTL * 10;
+    assert_eq!(st.catch_up(t1), Some(TTL * 10));
+    assert!(st.heartbeat("w1", &["L1".into()], t1).is_empty());
+    assert!(st.expired(t1 + TTL / 2).is_empty());
+
+    // Short gaps, as between reaper ticks, change nothing: a silent worker still loses
+    // its lease one TTL after its last heartbeat.
+    let mut now = t1;
+    while now < t1 + TTL {
+        now += TTL / 5;
+        assert_eq!(st.catch_up(now), None);
+    }
+    assert_eq!(st.expired(now).len(), 1);
+
+    // A lease that had already ended before the gap is not revived by it.
+    let t2 = now + TTL * 3;
+    st.catch_up(t2);
+    assert_eq!(st.expired(t2).len(), 1);
+    assert_eq!(state_of(&st, &ids[1]), TrialState::Queued);
+}

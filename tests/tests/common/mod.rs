@@ -267,6 +267,52 @@ impl S3 {
         })
     }
 
+    /// Kills the server (SIGKILL), as an outage would; its folder stays.
+    pub fn stop(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// Starts the server again on the same port and folder, after [`S3::stop`].
+    pub fn restart(&mut self) {
+        self.proc.kill9();
+        let bin = find_s3s_fs().expect("s3s-fs ran before");
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends with its port");
+        let dir = self
+            .root
+            .parent()
+            .expect("the root sits in the scratch folder");
+        let mut cmd = Command::new(bin);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
+            .arg(&self.root)
+            .env("RUST_LOG", "info");
+        // A new log name, so the first run's log is kept for reading.
+        let name = format!("s3s-fs-{}", unix_ms());
+        self.proc = Proc::start_on_port(cmd, &name, dir, port, Duration::from_secs(30));
+    }
+
+    /// The `epoch` fields of a trial's `metrics.jsonl` under `prefix`, in file order.
+    pub fn metric_epochs(&self, prefix: &str, trial: &str) -> Vec<u64> {
+        let path = self
+            .root
+            .join(&self.bucket)
+            .join(format!("{prefix}trials/{trial}/metrics.jsonl"));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("{}: bad line {l:?}: {e}", path.display()));
+                v["epoch"].as_u64().expect("every line names its epoch")
+            })
+            .collect()
+    }
+
     /// The environment every wick process needs to reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -515,4 +561,64 @@ impl Cluster {
             done.then_some(t)
         })
     }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Milliseconds since the Unix epoch of the RFC 3339 UTC timestamp that starts a text log
+/// line (`2025-01-02T03:04:05.678901Z  INFO ...`), as the services print them.
+pub fn log_line_ms(line: &str) -> Option<i64> {
+    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, s) = (t.next()??, t.next()??, t.next()??);
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + min) * 60_000 + s * 1000 + ms)
+}
+
+/// The metrics a clean run and a faulted one must agree on exactly.
+pub const FINAL_METRICS: [&str; 6] = [
+    "final_train_acc",
+    "final_test_acc",
+    "best_test_acc",
+    "best_epoch",
+    "final_train_loss",
+    "final_test_loss",
+];
+
+/// The summary of `worker train --task covid --json --data DATA ARGS`: an uninterrupted
+/// run through the same training code, to compare a cluster's results with.
+pub fn train_locally(data: &Path, args: &[&str]) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(binary("worker"))
+        .args(["train", "--task", "covid", "--json", "--data"])
+        .arg(data)
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "worker train {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_slice(&run.stdout).unwrap()
 }

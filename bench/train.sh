@@ -9,14 +9,22 @@
 #
 # Settings (environment): WICK_BENCH_THREADS (1), WICK_DATA (../shared/data),
 # WICK_REFERENCE (../shared/reference), WICK_BENCH_VENV (~/.cache/wick-bench-venv; created
-# with torch, numpy and pillow from PyPI when missing), OUT (target/bench/train-<time>).
+# with torch, numpy and pillow from PyPI when missing), OUT (target/bench/train-<time>),
+# WICK_BENCH_DEVICE (cpu, or cuda: both sides on the first GPU), WICK_WORKER (a worker
+# binary, possibly .gz, to use instead of building one), WICK_BENCH_PYTHON (a python with
+# torch to use instead of the venv), COVID_EPOCHS / VAE28_EPOCHS / VAE64_EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 covid_epochs=30 vae28_epochs=3 vae64_epochs=2
 if [[ "${1:-}" == "--quick" ]]; then covid_epochs=8 vae28_epochs=2 vae64_epochs=1; fi
+covid_epochs=${COVID_EPOCHS:-$covid_epochs}
+vae28_epochs=${VAE28_EPOCHS:-$vae28_epochs}
+vae64_epochs=${VAE64_EPOCHS:-$vae64_epochs}
 threads=${WICK_BENCH_THREADS:-1}
+device=${WICK_BENCH_DEVICE:-cpu}
+wick_device=$device; [[ $device == cuda ]] && wick_device=cuda:0
 data=$(realpath "${WICK_DATA:-$root/../shared/data}")
 reference=$(realpath "${WICK_REFERENCE:-$root/../shared/reference}")
 venv=${WICK_BENCH_VENV:-$HOME/.cache/wick-bench-venv}
@@ -26,14 +34,22 @@ mkdir -p "$out/wick" "$out/torch"
 for f in "$data/covid/covid_19.csv" "$reference/covid_ref.py" "$reference/vae_ref.py"; do
     [[ -e "$f" ]] || { echo "missing $f (set WICK_DATA / WICK_REFERENCE)" >&2; exit 2; }
 done
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import torch, numpy, PIL" 2>/dev/null; then
+python=${WICK_BENCH_PYTHON:-$venv/bin/python}
+if [[ -z "${WICK_BENCH_PYTHON:-}" ]] && ! "$python" -c "import torch, numpy, PIL" 2>/dev/null; then
     echo "== installing torch, numpy, pillow into $venv (once)" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q torch numpy pillow
 fi
-echo "== building wick (release)" >&2
-cargo build --release -q -p wick-worker
-worker=$root/target/release/worker
+if [[ -n "${WICK_WORKER:-}" ]]; then
+    worker=$WICK_WORKER
+    if [[ $worker == *.gz ]]; then
+        gunzip -c "$worker" > "$out/worker" && chmod +x "$out/worker" && worker=$out/worker
+    fi
+else
+    echo "== building wick (release)" >&2
+    cargo build --release -q -p wick-worker
+    worker=$root/target/release/worker
+fi
 
 # Both sides get the same thread count; OpenMP/MKL read these too.
 export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
@@ -42,13 +58,13 @@ uptime > "$out/load-start.txt"
 run_wick() { # name, then worker train flags
     local name=$1; shift
     echo "== wick  $name" >&2
-    "$worker" train "$@" --data "$data" --threads "$threads" --out "$out/wick/$name" --json \
+    "$worker" train "$@" --data "$data" --device "$wick_device" --threads "$threads" --out "$out/wick/$name" --json \
         > "$out/wick/$name.json" 2> "$out/wick/$name.log"
 }
 run_torch() { # script, tag, then flags
     local script=$1 tag=$2; shift 2
     echo "== torch $tag" >&2
-    "$venv/bin/python" "$reference/$script" --device cpu --threads "$threads" --out "$out/torch" \
+    "$python" "$reference/$script" --device "$device" --threads "$threads" --out "$out/torch" \
         --tag "_$tag" "$@" > "$out/torch/$tag.log" 2>&1
 }
 
@@ -68,4 +84,4 @@ run_torch vae_ref.py vae --kl-weights 1 --epochs "$vae28_epochs" --epochs64 "$va
     --images "$data/anime-faces"
 
 uptime > "$out/load-end.txt"
-python3 "$root/bench/train_table.py" "$out" "$threads" | tee "$out/table.md"
+python3 "$root/bench/train_table.py" "$out" "$threads" "$device" | tee "$out/table.md"

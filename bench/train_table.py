@@ -14,9 +14,9 @@ def load(path):
         return json.load(f)
 
 
-def main(out, threads):
+def main(out, threads, device):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-    print(f"Threads: wick {threads}, PyTorch {threads} (torch.set_num_threads). CPU: {cpu}.")
+    print(f"Device: {device}. Threads: wick {threads}, PyTorch {threads} (torch.set_num_threads). CPU: {cpu}.")
     for name in ("load-start.txt", "load-end.txt"):
         p = os.path.join(out, name)
         if os.path.exists(p):
@@ -27,7 +27,7 @@ def main(out, threads):
     for cell, hidden in (("rnn", 32), ("lstm", 64), ("gru", 64)):
         for l in (12, 40):
             name = f"covid-{cell}{hidden}-l{l}"
-            wp, tp = os.path.join(out, "wick", name + ".json"), os.path.join(out, "torch", f"covid_cpu_{name}.json")
+            wp, tp = os.path.join(out, "wick", name + ".json"), os.path.join(out, "torch", f"covid_{device}_{name}.json")
             if not (os.path.exists(wp) and os.path.exists(tp)):
                 continue
             w, t = load(wp), load(tp)["cells"][0]
@@ -38,7 +38,7 @@ def main(out, threads):
     print()
     print("| configuration | images | wick s/epoch | PyTorch s/epoch | speed-up | wick images/s | PyTorch images/s |")
     print("|---|---|---|---|---|---|---|")
-    tp = os.path.join(out, "torch", "vae_cpu_vae.json")
+    tp = os.path.join(out, "torch", f"vae_{device}_vae.json")
     runs = load(tp)["runs"] if os.path.exists(tp) else []
     for size in (28, 64):
         wp = os.path.join(out, "wick", f"vae-{size}.json")
@@ -52,4 +52,4 @@ def main(out, threads):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "?")
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "?", sys.argv[3] if len(sys.argv) > 3 else "cpu")

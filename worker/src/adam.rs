@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor, Var};
 
 use crate::params::Params;
 
@@ -34,6 +34,9 @@ pub struct Adam {
 
 /// Moment update on the CPU: `self` is the flat `[m; v]` state, the source the gradient.
 struct Moments;
+
+/// Moment update on the CPU from a gradient computed outside candle (plain values).
+struct MomentsOf<'a>(&'a [f32]);
 
 /// Parameter update on the CPU from the `[m; v]` state.
 struct Apply {
@@ -69,16 +72,35 @@ impl InplaceOp2 for Moments {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let g = contiguous(s2, l2)?;
-        let mv = contiguous_mut(s1, l1)?;
-        let (m, v) = mv.split_at_mut(g.len());
-        let (b1, b2) = (BETA1 as f32, BETA2 as f32);
-        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-        }
-        Ok(())
+        moments(contiguous_mut(s1, l1)?, contiguous(s2, l2)?)
     }
+}
+
+impl InplaceOp1 for MomentsOf<'_> {
+    fn name(&self) -> &'static str {
+        "adam-moments-of"
+    }
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        moments(contiguous_mut(s, l)?, self.0)
+    }
+}
+
+/// m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²  over the flat `[m; v]` state `mv`.
+fn moments(mv: &mut [f32], g: &[f32]) -> Result<()> {
+    if mv.len() != 2 * g.len() {
+        candle_core::bail!(
+            "adam: gradient of {} values for a state of {}",
+            g.len(),
+            mv.len()
+        );
+    }
+    let (m, v) = mv.split_at_mut(g.len());
+    let (b1, b2) = (BETA1 as f32, BETA2 as f32);
+    for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+    }
+    Ok(())
 }
 
 impl InplaceOp2 for Apply {
@@ -130,15 +152,19 @@ impl Adam {
         self.step
     }
 
-    /// One update of every parameter that has a gradient in `grads`.
-    pub fn step(&mut self, params: &Params, grads: &GradStore) -> Result<()> {
+    /// Counts a step; returns the bias-corrected learning rate and epsilon.
+    fn begin(&mut self) -> (f64, f64) {
         self.step += 1;
         let t = self.step as i32;
         let c1 = 1.0 - BETA1.powi(t);
         let c2 = 1.0 - BETA2.powi(t);
         // p -= lr/c1 · m / (sqrt(v)/sqrt(c2) + ε)  ==  p -= (lr·sqrt(c2)/c1) · m / (sqrt(v) + ε·sqrt(c2))
-        let lr_t = self.lr * c2.sqrt() / c1;
-        let eps_t = EPS * c2.sqrt();
+        (self.lr * c2.sqrt() / c1, EPS * c2.sqrt())
+    }
+
+    /// One update of every parameter that has a gradient in `grads`.
+    pub fn step(&mut self, params: &Params, grads: &GradStore) -> Result<()> {
+        let (lr_t, eps_t) = self.begin();
         for ((_, var), state) in params.vars().iter().zip(&self.state) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
@@ -146,20 +172,37 @@ impl Adam {
             let g = g.flatten_all()?.contiguous()?;
             if self.fused {
                 state.as_tensor().inplace_op2(&g, &Moments)?;
-                let apply = Apply {
-                    lr_t: lr_t as f32,
-                    eps_t: eps_t as f32,
-                };
-                var.as_tensor().inplace_op2(state.as_tensor(), &apply)?;
+                apply(var, state, lr_t, eps_t)?;
             } else {
-                let n = var.elem_count();
-                let m = state.narrow(0, 0, n)?;
-                let v = state.narrow(0, n, n)?;
-                let m = ((m * BETA1)? + (&g * (1.0 - BETA1))?)?;
-                let v = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-                let upd = ((&m * lr_t)? / (v.sqrt()? + eps_t)?)?.reshape(var.shape())?;
-                var.set(&(var.as_tensor() - upd)?)?;
-                state.set(&Tensor::cat(&[&m, &v], 0)?)?;
+                tensor_update(var, state, &g, lr_t, eps_t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One update of every parameter from plain gradient values, one slice per parameter
+    /// in `Params` order (gradients computed by hand rather than by candle's autograd).
+    pub fn step_values(&mut self, params: &Params, grads: &[Vec<f32>]) -> Result<()> {
+        if grads.len() != params.vars().len() {
+            candle_core::bail!(
+                "adam: {} gradients for {} parameters",
+                grads.len(),
+                params.vars().len()
+            );
+        }
+        for ((name, var), g) in params.vars().iter().zip(grads) {
+            if g.len() != var.elem_count() {
+                candle_core::bail!("adam: gradient of '{name}' has {} values", g.len());
+            }
+        }
+        let (lr_t, eps_t) = self.begin();
+        for (((_, var), state), g) in params.vars().iter().zip(&self.state).zip(grads) {
+            if self.fused {
+                state.as_tensor().inplace_op1(&MomentsOf(g))?;
+                apply(var, state, lr_t, eps_t)?;
+            } else {
+                let g = Tensor::from_slice(g, g.len(), var.device())?;
+                tensor_update(var, state, &g, lr_t, eps_t)?;
             }
         }
         Ok(())
@@ -196,6 +239,27 @@ impl Adam {
         self.step = step;
         Ok(())
     }
+}
+
+/// The fused CPU parameter update from the `[m; v]` state.
+fn apply(var: &Var, state: &Var, lr_t: f64, eps_t: f64) -> Result<()> {
+    let apply = Apply {
+        lr_t: lr_t as f32,
+        eps_t: eps_t as f32,
+    };
+    var.as_tensor().inplace_op2(state.as_tensor(), &apply)
+}
+
+/// The same update through tensor operations (any device); `g` is flat.
+fn tensor_update(var: &Var, state: &Var, g: &Tensor, lr_t: f64, eps_t: f64) -> Result<()> {
+    let n = var.elem_count();
+    let m = state.narrow(0, 0, n)?;
+    let v = state.narrow(0, n, n)?;
+    let m = ((m * BETA1)? + (g * (1.0 - BETA1))?)?;
+    let v = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+    let upd = ((&m * lr_t)? / (v.sqrt()? + eps_t)?)?.reshape(var.shape())?;
+    var.set(&(var.as_tensor() - upd)?)?;
+    state.set(&Tensor::cat(&[&m, &v], 0)?)
 }
 
 #[cfg(test)]
@@ -253,5 +317,38 @@ mod tests {
             a.iter().all(|&x| x > 0.6),
             "parameters moved towards 2: {a:?}"
         );
+    }
+
+    #[test]
+    fn plain_value_gradients_update_like_a_grad_store() {
+        for fused in [true, false] {
+            let (pa, ta) = one_param(0.3);
+            let (pb, _) = one_param(0.3);
+            let (mut a, mut b) = (Adam::new(&pa, 0.05).unwrap(), Adam::new(&pb, 0.05).unwrap());
+            a.set_fused(fused);
+            b.set_fused(fused);
+            for _ in 0..20 {
+                let w = Tensor::new(&[1f32, -2., 3.], &Device::Cpu).unwrap();
+                let loss = ((ta.as_ref() - 1.0).unwrap().sqr().unwrap() * &w)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
+                let grads = loss.backward().unwrap();
+                let g: Vec<f32> = grads.get(&ta).unwrap().to_vec1().unwrap();
+                a.step(&pa, &grads).unwrap();
+                b.step_values(&pb, &[g]).unwrap();
+            }
+            let va: Vec<f32> = pa.vars()[0].1.as_tensor().to_vec1().unwrap();
+            let vb: Vec<f32> = pb.vars()[0].1.as_tensor().to_vec1().unwrap();
+            assert_eq!(va, vb, "fused={fused}");
+            assert!((va[0] - 0.3).abs() > 0.1, "parameters moved: {va:?}");
+        }
+        let (p, _) = one_param(0.3);
+        let mut adam = Adam::new(&p, 0.1).unwrap();
+        assert!(
+            adam.step_values(&p, &[vec![1.0; 2]]).is_err(),
+            "wrong size refused"
+        );
+        assert!(adam.step_values(&p, &[]).is_err(), "wrong count refused");
     }
 }

@@ -14,12 +14,16 @@ use wick_common::trial::{CovidConfig, TrialConfig};
 
 use crate::adam::Adam;
 use crate::ckpt::{CkptDir, MODEL_PREFIX};
+use crate::covid::bptt::{Bptt, time_major};
 use crate::covid::model::{SeqModel, batch_time_major};
 use crate::params::Params;
 use crate::rng::{Purpose, stream};
 
 /// Rows per evaluation forward pass: bounds memory on large datasets.
 const EVAL_CHUNK: usize = 8192;
+
+/// Rows per forward pass of the hand-written evaluation, whose buffers keep every step.
+const FAST_EVAL_CHUNK: usize = 256;
 
 /// Metrics of one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +94,32 @@ pub fn evaluate(model: &SeqModel, w: &Windows, device: &Device) -> Result<Evalua
     })
 }
 
+/// [`evaluate`] through the hand-written forward pass (CPU), with the current `params`.
+fn evaluate_by_hand(bp: &mut Bptt, params: &Params, w: &Windows) -> Result<Evaluation> {
+    bp.load(params)?;
+    let (mut loss, mut pred) = (0.0, Vec::with_capacity(w.len()));
+    let all: Vec<usize> = (0..w.len()).collect();
+    let mut xt = Vec::new();
+    for chunk in all.chunks(FAST_EVAL_CHUNK) {
+        time_major(&w.x, w.l, chunk, &mut xt);
+        let logits = bp.forward(&xt, w.l, chunk.len());
+        for (z, &i) in logits.chunks_exact(2).zip(chunk) {
+            let (a, b) = (f64::from(z[0]), f64::from(z[1]));
+            let m = a.max(b);
+            let lse = m + ((a - m).exp() + (b - m).exp()).ln();
+            loss += lse - if w.y[i] == 1 { b } else { a };
+            pred.push(u8::from(z[1] > z[0]));
+        }
+    }
+    let right = pred.iter().zip(&w.y).filter(|(p, y)| p == y).count();
+    let n = w.len().max(1) as f64;
+    Ok(Evaluation {
+        loss: loss / n,
+        acc: right as f64 / n,
+        pred,
+    })
+}
+
 /// Trains `cfg` on `data`, resuming from `ckpt` when it holds a checkpoint of this
 /// configuration, and calls `on_epoch` after every epoch (its error stops the run).
 pub fn train(
@@ -115,22 +145,44 @@ pub fn train(
     let resumed_from = history.len();
     let train = &data.train;
     let n = train.len();
+    // On the CPU the hand-written passes replace autograd (same numbers, much faster);
+    // other devices keep the tensor path.
+    let mut fast = device.is_cpu().then(|| Bptt::new(cfg.cell, cfg.hidden));
+    let (mut xt, mut yb) = (Vec::new(), Vec::new());
+    let eval = |fast: &mut Option<Bptt>, w: &Windows| match fast {
+        Some(bp) => evaluate_by_hand(bp, &params, w),
+        None => evaluate(&model, w, device),
+    };
     for epoch in resumed_from..cfg.epochs {
         let start = Instant::now();
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut stream(cfg.seed, Purpose::Shuffle, epoch as u64));
         let mut total = 0.0;
         for idx in order.chunks(cfg.batch) {
-            let xt = batch_time_major(&train.x, train.l, idx, device)?;
-            let y: Vec<u32> = idx.iter().map(|&i| u32::from(train.y[i])).collect();
-            let y = Tensor::new(y.as_slice(), device)?;
-            let loss = candle_nn::loss::cross_entropy(&model.forward(&xt)?, &y)?;
-            adam.step(&params, &loss.backward()?)?;
-            total += f64::from(loss.to_scalar::<f32>()?) * idx.len() as f64;
+            let loss = match fast.as_mut() {
+                Some(bp) => {
+                    time_major(&train.x, train.l, idx, &mut xt);
+                    yb.clear();
+                    yb.extend(idx.iter().map(|&i| train.y[i]));
+                    bp.load(&params)?;
+                    let loss = bp.loss_and_grads(&xt, &yb, train.l);
+                    adam.step_values(&params, bp.grads())?;
+                    loss
+                }
+                None => {
+                    let xt = batch_time_major(&train.x, train.l, idx, device)?;
+                    let y: Vec<u32> = idx.iter().map(|&i| u32::from(train.y[i])).collect();
+                    let y = Tensor::new(y.as_slice(), device)?;
+                    let loss = candle_nn::loss::cross_entropy(&model.forward(&xt)?, &y)?;
+                    adam.step(&params, &loss.backward()?)?;
+                    loss.to_scalar::<f32>()?
+                }
+            };
+            total += f64::from(loss) * idx.len() as f64;
         }
         let seconds = start.elapsed().as_secs_f64();
-        let tr = evaluate(&model, train, device)?;
-        let te = evaluate(&model, &data.test, device)?;
+        let tr = eval(&mut fast, train)?;
+        let te = eval(&mut fast, &data.test)?;
         let stats = EpochStats {
             epoch: epoch + 1,
             train_loss: total / n.max(1) as f64,
@@ -146,7 +198,7 @@ pub fn train(
         // The callback may stop the run (cancelled trial, lost lease, shutdown).
         on_epoch(&stats)?;
     }
-    let te = evaluate(&model, &data.test, device)?;
+    let te = eval(&mut fast, &data.test)?;
     let mut confusion = [[0u64; 2]; 2];
     for (&p, &y) in te.pred.iter().zip(&data.test.y) {
         confusion[usize::from(y)][usize::from(p)] += 1;

@@ -1,0 +1,331 @@
+//! A hand-written forward and backward pass through time for the sequence classifier on the
+//! CPU: the fast path of covid training, computing exactly what `SeqModel` and candle's
+//! autograd compute (the tests hold it to them and to finite differences), several times
+//! faster at the covid sizes.
+//!
+//! Layout: rows are batch elements, all row-major. The recurrent weights of every gate are
+//! gathered side by side into one (H, G·H) matrix so that a step's recurrent terms are one
+//! matrix product; every step's hidden state, gate activations and gradients with respect
+//! to the recurrent pre-activations are kept in buffers that live as long as the `Bptt`,
+//! so the gradient of the recurrent weights is one (H × L·B) · (L·B × G·H) product at the
+//! end. Matrix products go through the `gemm` crate (the one candle uses), single-threaded:
+//! at these sizes splitting them across threads loses. The per-cell steps live in `rnn`,
+//! `lstm` and `gru` (their loops compiled a second time for AVX2, chosen at run time);
+//! `act` has the vectorisable activations; `load` moves parameters in and gradients out in
+//! `Params` order; `matmul` wraps the `gemm` crate.
+
+mod act;
+mod gru;
+mod load;
+mod lstm;
+mod matmul;
+mod rnn;
+#[cfg(test)]
+mod tests;
+
+use wick_common::trial::Cell;
+
+use matmul::matmul;
+
+/// Calls `$wide` (the AVX2 build of `$plain`) when the CPU has AVX2, else `$plain`. Without
+/// fused multiply-adds both builds round identically, so results do not depend on the CPU.
+macro_rules! wide {
+    ($s:expr, $plain:ident, $wide:ident) => {{
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, the only feature `$wide` is compiled for.
+            unsafe { $s.$wide() };
+        } else {
+            $s.$plain();
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $s.$plain();
+    }};
+}
+
+/// Scratch space and weights for the hand-written passes of one model.
+pub struct Bptt {
+    cell: Cell,
+    /// Hidden units H.
+    h: usize,
+    /// Gates G (1, 4 or 3); `gh` = G·H.
+    gh: usize,
+    /// Recurrent weights of all gates, (H, G·H): column block g is gate g's (H, H) matrix.
+    wcat: Vec<f32>,
+    /// Input weights and biases of all gates, G·H each.
+    wi: Vec<f32>,
+    bias: Vec<f32>,
+    /// GRU only: the candidate's recurrent bias (H).
+    bhn: Vec<f32>,
+    /// Head (H, 2) and its bias.
+    head_w: Vec<f32>,
+    head_b: [f32; 2],
+    /// Shape of the batch in the buffers.
+    l: usize,
+    b: usize,
+    /// Inputs, time-major (L, B).
+    x: Vec<f32>,
+    /// Hidden states ((L+1)·B, H); step 0 is the zero initial state.
+    hs: Vec<f32>,
+    /// Gate activations (L·B, G·H) (unused by the RNN, whose activation is the state).
+    acts: Vec<f32>,
+    /// LSTM cell states ((L+1)·B, H).
+    cs: Vec<f32>,
+    /// LSTM: tanh of the cell state; GRU: the candidate's recurrent term h·W_n + b_hn.
+    aux: Vec<f32>,
+    /// Gradients of the loss with respect to the recurrent pre-activations (L·B, G·H).
+    dq: Vec<f32>,
+    /// Gradients with respect to the current hidden (and cell) state (B, H).
+    dh: Vec<f32>,
+    dc: Vec<f32>,
+    /// Logits (B, 2).
+    logits: Vec<f32>,
+    /// Gradient accumulators: same shapes as the weights above.
+    g_wcat: Vec<f32>,
+    g_wi: Vec<f32>,
+    g_bias: Vec<f32>,
+    g_bhn: Vec<f32>,
+    g_head_w: Vec<f32>,
+    g_head_b: [f32; 2],
+    /// Gradients in `Params` order, filled by `loss_and_grads`.
+    grads: Vec<Vec<f32>>,
+}
+
+impl Bptt {
+    /// Buffers for a `cell` model of `hidden` units; weights come from [`Bptt::load`].
+    pub fn new(cell: Cell, hidden: usize) -> Self {
+        let h = hidden;
+        let gates = match cell {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        };
+        let gh = gates * h;
+        Bptt {
+            cell,
+            h,
+            gh,
+            wcat: vec![0.0; h * gh],
+            wi: vec![0.0; gh],
+            bias: vec![0.0; gh],
+            bhn: vec![0.0; h],
+            head_w: vec![0.0; 2 * h],
+            head_b: [0.0; 2],
+            l: 0,
+            b: 0,
+            x: Vec::new(),
+            hs: Vec::new(),
+            acts: Vec::new(),
+            cs: Vec::new(),
+            aux: Vec::new(),
+            dq: Vec::new(),
+            dh: Vec::new(),
+            dc: Vec::new(),
+            logits: Vec::new(),
+            g_wcat: vec![0.0; h * gh],
+            g_wi: vec![0.0; gh],
+            g_bias: vec![0.0; gh],
+            g_bhn: vec![0.0; h],
+            g_head_w: vec![0.0; 2 * h],
+            g_head_b: [0.0; 2],
+            grads: Vec::new(),
+        }
+    }
+
+    /// Sizes the buffers for `l` steps of `b` rows (they only grow).
+    fn shape(&mut self, l: usize, b: usize) {
+        let (h, gh) = (self.h, self.gh);
+        self.l = l;
+        self.b = b;
+        let grow = |v: &mut Vec<f32>, n: usize| v.resize(n.max(v.len()), 0.0);
+        grow(&mut self.x, l * b);
+        grow(&mut self.hs, (l + 1) * b * h);
+        grow(&mut self.dh, b * h);
+        grow(&mut self.logits, 2 * b);
+        grow(&mut self.dq, l * b * gh);
+        if self.cell != Cell::Rnn {
+            grow(&mut self.acts, l * b * gh);
+            grow(&mut self.aux, l * b * h);
+        }
+        if self.cell == Cell::Lstm {
+            grow(&mut self.cs, (l + 1) * b * h);
+            grow(&mut self.dc, b * h);
+        }
+    }
+
+    /// Runs the model over a time-major (L, B) batch `xt`, leaving every step's state in
+    /// the buffers; returns the logits (B, 2), row-major.
+    pub fn forward(&mut self, xt: &[f32], l: usize, b: usize) -> &[f32] {
+        assert_eq!(xt.len(), l * b, "input is not (L, B)");
+        assert!(l > 0, "empty input sequence");
+        self.shape(l, b);
+        self.x[..l * b].copy_from_slice(xt);
+        let bh = b * self.h;
+        self.hs[..bh].fill(0.0);
+        if self.cell == Cell::Lstm {
+            self.cs[..bh].fill(0.0);
+        }
+        wide!(self, forward_steps, forward_steps_avx2);
+        let h = self.h;
+        let last = &self.hs[l * bh..(l + 1) * bh];
+        for (row, out) in last.chunks_exact(h).zip(self.logits.chunks_exact_mut(2)) {
+            let (mut a, mut c) = (self.head_b[0], self.head_b[1]);
+            for (&v, w) in row.iter().zip(self.head_w.chunks_exact(2)) {
+                a += v * w[0];
+                c += v * w[1];
+            }
+            out[0] = a;
+            out[1] = c;
+        }
+        &self.logits[..2 * b]
+    }
+
+    /// Mean cross-entropy of a batch (`xt` time-major (L, B), classes `y`), leaving the
+    /// gradient of every parameter in [`Bptt::grads`].
+    pub fn loss_and_grads(&mut self, xt: &[f32], y: &[u8], l: usize) -> f32 {
+        let b = y.len();
+        self.forward(xt, l, b);
+        let (h, gh) = (self.h, self.gh);
+        // Softmax cross-entropy: d loss / d logits = (softmax − one-hot) / B.
+        let mut loss = 0f64;
+        for (z, &y) in self.logits.chunks_exact_mut(2).zip(y) {
+            let m = z[0].max(z[1]);
+            let (e0, e1) = ((z[0] - m).exp(), (z[1] - m).exp());
+            let lse = m + (e0 + e1).ln();
+            loss += f64::from(lse - z[usize::from(y)]);
+            let s = e0 + e1;
+            z[0] = (e0 / s - f32::from(y == 0)) / b as f32;
+            z[1] = (e1 / s - f32::from(y == 1)) / b as f32;
+        }
+        let bh = b * h;
+        let last = &self.hs[l * bh..(l + 1) * bh];
+        self.g_head_w.fill(0.0);
+        self.g_head_b = [0.0; 2];
+        for ((row, d), dh) in last
+            .chunks_exact(h)
+            .zip(self.logits.chunks_exact(2))
+            .zip(self.dh.chunks_exact_mut(h))
+        {
+            self.g_head_b[0] += d[0];
+            self.g_head_b[1] += d[1];
+            for ((&v, gw), (w, dh)) in row
+                .iter()
+                .zip(self.g_head_w.chunks_exact_mut(2))
+                .zip(self.head_w.chunks_exact(2).zip(dh.iter_mut()))
+            {
+                gw[0] += v * d[0];
+                gw[1] += v * d[1];
+                *dh = w[0] * d[0] + w[1] * d[1];
+            }
+        }
+        self.g_wi.fill(0.0);
+        self.g_bias.fill(0.0);
+        self.g_bhn.fill(0.0);
+        if self.cell == Cell::Lstm {
+            self.dc[..bh].fill(0.0);
+        }
+        wide!(self, backward_steps, backward_steps_avx2);
+        // All steps' recurrent weight gradients at once: H_{1..L−1}ᵀ · dQ_{2..L} (step 1
+        // starts from h_0 = 0 and adds nothing).
+        if l > 1 {
+            matmul(
+                h,
+                gh,
+                (l - 1) * b,
+                &mut self.g_wcat,
+                false,
+                &self.hs[b * h..],
+                (1, h),
+                &self.dq[b * gh..],
+                (gh, 1),
+            );
+        } else {
+            self.g_wcat.fill(0.0);
+        }
+        self.export_grads();
+        (loss / b as f64) as f32
+    }
+
+    /// The gradients of the last [`Bptt::loss_and_grads`], in `Params` order.
+    pub fn grads(&self) -> &[Vec<f32>] {
+        &self.grads
+    }
+
+    /// Every forward step (the body of the loops is inlined here, so that the AVX2 copy
+    /// below compiles it with wide vectors).
+    #[inline(always)]
+    fn forward_steps(&mut self) {
+        for t in 1..=self.l {
+            match self.cell {
+                Cell::Rnn => self.rnn_forward(t),
+                Cell::Lstm => self.lstm_forward(t),
+                Cell::Gru => self.gru_forward(t),
+            }
+        }
+    }
+
+    /// Every backward step, last to first.
+    #[inline(always)]
+    fn backward_steps(&mut self) {
+        for t in (1..=self.l).rev() {
+            match self.cell {
+                Cell::Rnn => self.rnn_backward(t),
+                Cell::Lstm => self.lstm_backward(t),
+                Cell::Gru => self.gru_backward(t),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn forward_steps_avx2(&mut self) {
+        self.forward_steps();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn backward_steps_avx2(&mut self) {
+        self.backward_steps();
+    }
+
+    /// dq_t · Wcatᵀ: the gradient reaching h_{t−1} through the recurrent weights, added to
+    /// `dh` when `acc` (the GRU's direct path) or replacing it.
+    fn back_through_weights(&mut self, t: usize, acc: bool) {
+        let (b, h, gh) = (self.b, self.h, self.gh);
+        let dq = &self.dq[(t - 1) * b * gh..t * b * gh];
+        matmul(
+            b,
+            h,
+            gh,
+            &mut self.dh,
+            acc,
+            dq,
+            (gh, 1),
+            &self.wcat,
+            (1, gh),
+        );
+    }
+
+    /// h_{t−1} · Wcat into `dst` (B, G·H), or zeros at the first step (h_0 = 0).
+    fn recurrent_product(hs: &[f32], wcat: &[f32], dst: &mut [f32], t: usize, b: usize, h: usize) {
+        let gh = wcat.len() / h;
+        if t == 1 {
+            dst[..b * gh].fill(0.0);
+        } else {
+            let hp = &hs[(t - 1) * b * h..t * b * h];
+            matmul(b, gh, h, dst, false, hp, (h, 1), wcat, (gh, 1));
+        }
+    }
+}
+
+/// Packs rows `idx` of a row-major (n, L) window matrix time-major (L, B) into `out`.
+pub fn time_major(x: &[f32], l: usize, idx: &[usize], out: &mut Vec<f32>) {
+    let b = idx.len();
+    out.clear();
+    out.resize(l * b, 0.0);
+    for (j, &i) in idx.iter().enumerate() {
+        for (t, &v) in x[i * l..(i + 1) * l].iter().enumerate() {
+            out[t * b + j] = v;
+        }
+    }
+}

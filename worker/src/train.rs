@@ -327,11 +327,11 @@ fn forecast_ms(csv: &Path, c: &CovidConfig, out: &Path, dev: &candle_core::Devic
     let (table, data) = load_covid(csv, c)?;
     let model = out.join("model.safetensors");
     let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
-    let (_, model, _) = covid::train::load_model(&bytes, &model.display().to_string(), dev)?;
+    let (_, model, params) = covid::train::load_model(&bytes, &model.display().to_string(), dev)?;
     let mut times = Vec::with_capacity(50);
     for i in 0..55 {
         let start = std::time::Instant::now();
-        covid::artifacts::forecast(&model, &table, &data, dev)?;
+        covid::artifacts::forecast(&model, &params, &table, &data, dev)?;
         if i >= 5 {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }

@@ -159,3 +159,28 @@ fn training_by_hand_learns() {
         assert!(last < 0.4 * first, "{cell}: loss {first} -> {last}");
     }
 }
+
+#[test]
+fn probabilities_by_hand_equal_the_models() {
+    // The forecast (artifacts, serving) takes P(increase) from the hand-written forward
+    // on the CPU; it must be the model's own answer.
+    for (cell, h) in CELLS {
+        let (model, p, x, _) = setup(cell, h, (9, 11), 3, true);
+        let idx: Vec<usize> = (0..11).collect();
+        let want = model
+            .prob_increase(&batch_time_major(&x, 9, &idx, &Device::Cpu).unwrap())
+            .unwrap();
+        let mut bp = Bptt::new(cell, h);
+        bp.load(&p).unwrap();
+        let mut xt = Vec::new();
+        super::time_major(&x, 9, &idx, &mut xt);
+        let got: Vec<f32> = bp
+            .forward(&xt, 9, 11)
+            .chunks_exact(2)
+            .map(|z| 1.0 / (1.0 + (z[0] - z[1]).exp()))
+            .collect();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{cell}: {g} vs {w}");
+        }
+    }
+}

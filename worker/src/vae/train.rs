@@ -16,6 +16,7 @@ use crate::adam::Adam;
 use crate::ckpt::{CkptDir, MODEL_PREFIX};
 use crate::params::Params;
 use crate::rng::{Purpose, stream};
+use crate::vae::fast::FastVae;
 use crate::vae::images::ImageSet;
 use crate::vae::model::Vae;
 
@@ -53,10 +54,13 @@ pub fn normal(
     rng: &mut rand_chacha::ChaCha8Rng,
     device: &Device,
 ) -> Result<Tensor> {
-    let v: Vec<f32> = (0..rows * cols)
-        .map(|_| StandardNormal.sample(rng))
-        .collect();
+    let v = normal_values(rows * cols, rng);
     Ok(Tensor::from_vec(v, (rows, cols), device)?)
+}
+
+/// `n` standard-normal values from `rng` (the values [`normal`] draws, in its order).
+pub fn normal_values(n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+    (0..n).map(|_| StandardNormal.sample(rng)).collect()
 }
 
 /// Trains `cfg` on `images`, resuming from `ckpt` when it holds a checkpoint of this
@@ -84,7 +88,15 @@ pub fn train(
         None => Vec::new(),
     };
     let resumed_from = history.len();
-    let x_all = Tensor::from_slice(&images.pixels, (n, dim), device)?;
+    // On the CPU the hand-written passes replace autograd (same loss, same gradients) and
+    // read the pixels in place; elsewhere the images are copied to the device once.
+    let mut fast = device
+        .is_cpu()
+        .then(|| FastVae::new(dim, cfg.hidden, cfg.latent));
+    let x_all = match fast {
+        Some(_) => None,
+        None => Some(Tensor::from_slice(&images.pixels, (n, dim), device)?),
+    };
     for epoch in resumed_from..cfg.epochs {
         let start = Instant::now();
         let mut order: Vec<u32> = (0..n as u32).collect();
@@ -92,6 +104,17 @@ pub fn train(
         let mut noise = stream(cfg.seed, Purpose::Noise, epoch as u64);
         let (mut recon, mut kl) = (0.0, 0.0);
         for idx in order.chunks(cfg.batch) {
+            if let Some(fast) = fast.as_mut() {
+                let eps = normal_values(idx.len() * cfg.latent, &mut noise);
+                let (r, k) = fast.step(&params, &images.pixels, idx, &eps, cfg.kl_weight)?;
+                adam.step_values(&params, fast.grads())?;
+                recon += r;
+                kl += k;
+                continue;
+            }
+            let Some(x_all) = &x_all else {
+                unreachable!("the images are on the device when the passes are not by hand")
+            };
             let x = x_all.index_select(&Tensor::new(idx, device)?, 0)?;
             let eps = normal(idx.len(), cfg.latent, &mut noise, device)?;
             let t = model.loss_terms(&x, &eps)?;

@@ -4,7 +4,7 @@
 //! is durable. The gRPC services are thin layers over these methods.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, broadcast, watch};
 use wick_common::store::{Store, keys};
@@ -38,6 +38,9 @@ pub struct Coordinator {
     pub shutdown: watch::Receiver<bool>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Wakes the Lease calls waiting for work whenever the state changes (a sweep queued,
+    /// a lease expired, a trial handed back or finished under --max-parallel).
+    work_changed: tokio::sync::Notify,
 }
 
 fn now_ms() -> i64 {
@@ -70,6 +73,7 @@ impl Coordinator {
             store,
             state: Mutex::new(state),
             events: Events::default(),
+            work_changed: tokio::sync::Notify::new(),
             shutdown,
             metrics,
         })
@@ -94,6 +98,7 @@ impl Coordinator {
             self.events.publish(&c.trial, c.kind);
         }
         st.apply(changes);
+        self.work_changed.notify_waiters();
     }
 
     /// Expands and queues a sweep.
@@ -110,6 +115,7 @@ impl Coordinator {
             self.events.publish(&c.trial, c.kind);
         }
         st.apply_submit(plan);
+        self.work_changed.notify_waiters();
         Ok(SubmitSweepResult {
             sweep_id,
             trial_ids,
@@ -223,8 +229,34 @@ impl Coordinator {
         }
     }
 
-    /// Leases the next queued trial to a worker.
-    pub async fn lease(&self, worker_id: &str) -> Result<LeaseResult> {
+    /// Longest a Lease call may wait for work, whatever the worker asks.
+    pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
+
+    /// Leases the next queued trial to a worker, waiting up to `wait` (capped at
+    /// [`Self::MAX_LEASE_WAIT`]) for one to be queued when there is none: an idle worker
+    /// starts a new sweep's first trial at once instead of at its next poll.
+    pub async fn lease(&self, worker_id: &str, wait: Duration) -> Result<LeaseResult> {
+        let deadline = tokio::time::Instant::now() + wait.min(Self::MAX_LEASE_WAIT);
+        loop {
+            // Registered before looking, so a change between the look and the wait wakes it.
+            let changed = self.work_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let r = self.lease_now(worker_id).await?;
+            if r.assignment.is_some() || tokio::time::Instant::now() >= deadline {
+                return Ok(r);
+            }
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(r),
+            }
+        }
+    }
+
+    /// Leases the next queued trial to a worker, or answers that there is none.
+    async fn lease_now(&self, worker_id: &str) -> Result<LeaseResult> {
         let mut st = self.lock().await;
         let now = Instant::now();
         st.touch_worker(worker_id, now)?;

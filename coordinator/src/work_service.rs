@@ -28,9 +28,9 @@ impl Work for WorkService {
     }
 
     async fn lease(&self, req: Request<LeaseParams>) -> Result<Response<LeaseResult>, Status> {
-        Ok(Response::new(
-            self.core.lease(&req.into_inner().worker_id).await?,
-        ))
+        let p = req.into_inner();
+        let wait = std::time::Duration::from_millis(p.wait_ms);
+        Ok(Response::new(self.core.lease(&p.worker_id, wait).await?))
     }
 
     async fn heartbeat(

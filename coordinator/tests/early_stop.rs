@@ -152,6 +152,7 @@ async fn max_parallel_caps_the_running_trials_of_a_sweep() {
     let none = work
         .lease(LeaseParams {
             worker_id: w.clone(),
+            wait_ms: 0,
         })
         .await
         .unwrap()

@@ -126,6 +126,7 @@ async fn a_sweep_runs_to_the_end_with_artifacts_promoted_and_events_streamed() {
     let none = work
         .lease(LeaseParams {
             worker_id: w.clone(),
+            wait_ms: 0,
         })
         .await
         .unwrap()
@@ -340,5 +341,48 @@ async fn an_expired_lease_is_retried_from_its_checkpoint_and_its_late_reports_ar
             "succeeded"
         ]
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_lease_call_gets_the_trial_of_a_sweep_submitted_meanwhile() {
+    let (_dir, url, _store) = temp_store();
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let w = register(&mut work, "w1", "").await;
+
+    // With no wait, an empty queue answers "no work" at once.
+    let now = work
+        .lease(LeaseParams {
+            worker_id: w.clone(),
+            wait_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(now.assignment.is_none());
+
+    // A call allowed to wait is still pending when the sweep arrives, and answers with it.
+    let mut waiting = work.clone();
+    let ask = tokio::spawn(async move {
+        waiting
+            .lease(LeaseParams {
+                worker_id: w,
+                wait_ms: 20_000,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!ask.is_finished(), "the call did not wait for work");
+    let submitted = sweeps
+        .submit_sweep(SubmitSweepParams {
+            spec: Some(spec(&[12], &[], 1)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = ask.await.unwrap().unwrap().into_inner();
+    let a = got.assignment.expect("the waiting call got the new trial");
+    assert_eq!(submitted.trial_ids, vec![a.trial_id]);
     server.stop().await;
 }

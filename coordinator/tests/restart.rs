@@ -85,7 +85,13 @@ async fn a_restarted_coordinator_continues_and_reruns_nothing_finished() {
         .into_inner()
         .revoked;
     assert!(revoked.is_empty(), "a recorded lease survives the restart");
-    let e = work.lease(LeaseParams { worker_id: w }).await.unwrap_err();
+    let e = work
+        .lease(LeaseParams {
+            worker_id: w,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("Register"), "{e:?}");
     let w = register(&mut work, "steady", "").await;
@@ -96,7 +102,8 @@ async fn a_restarted_coordinator_continues_and_reruns_nothing_finished() {
     );
     assert!(
         work.lease(LeaseParams {
-            worker_id: w.clone()
+            worker_id: w.clone(),
+            wait_ms: 0,
         })
         .await
         .unwrap()
@@ -119,12 +126,15 @@ async fn a_restarted_coordinator_continues_and_reruns_nothing_finished() {
         .into_inner();
     assert_eq!((again.sweep_id.as_str(), again.queued), (sid.as_str(), 0));
     assert!(
-        work.lease(LeaseParams { worker_id: w })
-            .await
-            .unwrap()
-            .into_inner()
-            .assignment
-            .is_none()
+        work.lease(LeaseParams {
+            worker_id: w,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignment
+        .is_none()
     );
     let list = sweeps
         .list_sweeps(ListSweepsParams {})
@@ -207,12 +217,15 @@ async fn cancel_revokes_leases_and_bad_requests_say_what_is_wrong() {
         Code::FailedPrecondition
     );
     assert!(
-        work.lease(LeaseParams { worker_id: w })
-            .await
-            .unwrap()
-            .into_inner()
-            .assignment
-            .is_none()
+        work.lease(LeaseParams {
+            worker_id: w,
+            wait_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignment
+        .is_none()
     );
 
     // Resubmitting a cancelled sweep queues its trials again.

@@ -81,6 +81,7 @@ async fn main() -> Result<()> {
         let lease = work
             .lease(LeaseParams {
                 worker_id: me.worker_id.clone(),
+                wait_ms: 0,
             })
             .await?
             .into_inner();

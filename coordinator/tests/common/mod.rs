@@ -139,6 +139,7 @@ pub async fn register(work: &mut WorkClient<Channel>, name: &str, inference_addr
 pub async fn lease(work: &mut WorkClient<Channel>, worker_id: &str) -> Assignment {
     work.lease(LeaseParams {
         worker_id: worker_id.into(),
+        wait_ms: 0,
     })
     .await
     .unwrap()

@@ -30,6 +30,9 @@ use crate::serve::shutdown::Shutdown;
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Lease lifetime assumed until the coordinator names one.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long an idle slot lets the coordinator hold its Lease call waiting for work: well
+/// inside the 30 s RPC timeout, short enough that a lost connection is noticed.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// Everything the slots, the heartbeat task and the attempts share.
 pub struct Worker {
@@ -212,7 +215,8 @@ impl Worker {
         }
     }
 
-    /// One slot: ask for work, run it, repeat until the worker stops.
+    /// One slot: ask for work (the coordinator answers as soon as there is some, or after
+    /// [`LEASE_WAIT`]), run it, repeat until the worker stops.
     async fn slot(self: Arc<Self>, slot: usize) {
         let mut backoff = self.poll;
         while !self.stop.is_triggered() {
@@ -221,7 +225,8 @@ impl Worker {
                 stop: &[&self.stop],
                 budget: None,
             };
-            let r = retry(
+            let asked = std::time::Instant::now();
+            let ask = retry(
                 "asking the coordinator for work",
                 limits,
                 transient_status,
@@ -230,14 +235,22 @@ impl Worker {
                         self.client.clone(),
                         LeaseParams {
                             worker_id: worker_id.clone(),
+                            wait_ms: LEASE_WAIT.as_millis() as u64,
                         },
                     );
                     async move { c.lease(p).await }
                 },
-            )
-            .await;
+            );
+            let r = tokio::select! {
+                r = ask => r,
+                // A stopping worker does not sit out the coordinator's wait for work.
+                _ = self.stop.wait() => break,
+            };
             match r.map(|r| r.into_inner().assignment) {
-                Ok(None) => self.pause(self.poll).await,
+                // The coordinator holds an empty answer back for LEASE_WAIT; one that came
+                // early is from a coordinator that does not wait (or is stopping): poll.
+                Ok(None) if asked.elapsed() < LEASE_WAIT / 2 => self.pause(self.poll).await,
+                Ok(None) => {}
                 Ok(Some(a)) => {
                     tracing::info!(slot, trial = %a.trial_id, attempt = a.attempt, "leased a trial");
                     self.metrics.leases.inc();

@@ -21,6 +21,7 @@ pub mod ckpt;
 pub mod covid;
 pub mod data;
 pub mod device;
+pub mod kernels;
 pub mod params;
 pub mod progress;
 pub mod rng;

@@ -2,38 +2,11 @@
 //! the library `exp`/`tanh` are calls the compiler cannot widen, and at the covid models'
 //! sizes they cost more than the matrix products.
 //!
-//! `exp` reduces x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r stays exact),
-//! evaluates the degree-7 Taylor polynomial of e^r (truncation ≈ 1e-8 relative) and scales
-//! by 2^n built from the exponent bits. `tanh` is 1 − 2/(1 + e^{2x}), exact to a few 1e-8
+//! `exp` is the shared one of `crate::kernels`. `tanh` is 1 − 2/(1 + e^{2x}), exact to a few 1e-8
 //! in absolute terms (its relative error grows only as the value nears zero, where a
 //! gradient never sees the difference). The tests check both against f64.
 
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
-/// Adding and subtracting 1.5·2^23 rounds an f32 of magnitude < 2^22 to an integer.
-const ROUNDER: f32 = 12_582_912.0;
-
-/// e^x for x in f32 range; inputs outside [-87, 88] are clamped (giving ≈0 or ≈1.6e38).
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    // y's low mantissa bits hold n = round(x / ln2) (integer arithmetic on the bits
-    // vectorises where a float-to-int conversion, with its saturation checks, does not).
-    let y = x * std::f32::consts::LOG2_E + ROUNDER;
-    let n = y - ROUNDER;
-    let ni = (y.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32);
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 / 5040.0;
-    let p = p * r + 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
-    p * scale
-}
+pub use crate::kernels::exp;
 
 /// The logistic function 1 / (1 + e^{−x}).
 #[inline(always)]

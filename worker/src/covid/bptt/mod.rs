@@ -12,20 +12,20 @@
 //! at these sizes splitting them across threads loses. The per-cell steps live in `rnn`,
 //! `lstm` and `gru` (their loops compiled a second time for AVX2, chosen at run time);
 //! `act` has the vectorisable activations; `load` moves parameters in and gradients out in
-//! `Params` order; `matmul` wraps the `gemm` crate.
+//! `Params` order; `crate::kernels::matmul` wraps the `gemm` crate (single-threaded here: at these sizes
+//! splitting a product across threads loses).
 
 mod act;
 mod gru;
 mod load;
 mod lstm;
-mod matmul;
 mod rnn;
 #[cfg(test)]
 mod tests;
 
 use wick_common::trial::Cell;
 
-use matmul::matmul;
+use crate::kernels::matmul;
 
 /// Calls `$wide` (the AVX2 build of `$plain`) when the CPU has AVX2, else `$plain`. Without
 /// fused multiply-adds both builds round identically, so results do not depend on the CPU.
@@ -238,6 +238,7 @@ impl Bptt {
                 (1, h),
                 &self.dq[b * gh..],
                 (gh, 1),
+                gemm::Parallelism::None,
             );
         } else {
             self.g_wcat.fill(0.0);
@@ -303,6 +304,7 @@ impl Bptt {
             (gh, 1),
             &self.wcat,
             (1, gh),
+            gemm::Parallelism::None,
         );
     }
 
@@ -313,7 +315,18 @@ impl Bptt {
             dst[..b * gh].fill(0.0);
         } else {
             let hp = &hs[(t - 1) * b * h..t * b * h];
-            matmul(b, gh, h, dst, false, hp, (h, 1), wcat, (gh, 1));
+            matmul(
+                b,
+                gh,
+                h,
+                dst,
+                false,
+                hp,
+                (h, 1),
+                wcat,
+                (gh, 1),
+                gemm::Parallelism::None,
+            );
         }
     }
 }

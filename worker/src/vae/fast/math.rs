@@ -2,40 +2,10 @@
 //! that the loops over a row of pixels vectorise (the library `exp` and `ln` are calls the
 //! compiler cannot widen, and at 64×64 the output layer has 1.5 M of them per batch).
 //!
-//! `exp` splits x = n·ln2 + r with |r| ≤ ln2/2 (ln2 in two parts so r stays exact) and
-//! evaluates the degree-7 Taylor polynomial of e^r (truncation below 1e-8 relative), scaled
-//! by 2^n made from exponent bits. `ln_1p_unit` takes ln(1 + e) for e in [0, 1] from the
+//! `exp` is the shared one of `crate::kernels`. `ln_1p_unit` takes ln(1 + e) for e in [0, 1] from the
 //! series 2·atanh(s), s = e/(2 + e) ≤ 1/3, to s^15 (truncation below 1e-9).
 
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
-/// Adding then subtracting 1.5·2^23 rounds an f32 of magnitude below 2^22 to an integer.
-const ROUNDER: f32 = 12_582_912.0;
-
-/// e^x, with x clamped to [-87, 88].
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    // The low mantissa bits of y hold n = round(x / ln2): integer arithmetic on the bits
-    // vectorises where a saturating float-to-int conversion does not.
-    let y = x * std::f32::consts::LOG2_E + ROUNDER;
-    let n = y - ROUNDER;
-    let ni = (y.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32);
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p * r + c;
-    }
-    p * f32::from_bits((ni.wrapping_add(127) as u32) << 23)
-}
+pub use crate::kernels::exp;
 
 /// ln(1 + e) for e in [0, 1].
 #[inline(always)]

@@ -4,6 +4,7 @@
 //! elementwise loops.
 
 use super::math;
+use crate::kernels::matmul as mm;
 
 /// `dst` (m, n) = rows of `bias` (n) + `a` (m, k) · `w` (k, n); m is `dst`'s rows and k
 /// follows from `a`.
@@ -79,65 +80,4 @@ pub fn output_layer(out: &mut [f32], x: &[f32], recon: &mut [f32], gb: &mut [f32
         return;
     }
     rows(out, x, recon, gb, scale);
-}
-
-/// `dst` (m × n, row-major, contiguous) = [`dst` +] `lhs` (m × k) · `rhs` (k × n), the
-/// operands given by their slices and (row, column) strides so that transposes are free.
-#[allow(clippy::too_many_arguments)]
-fn mm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    acc: bool,
-    lhs: &[f32],
-    lhs_s: (usize, usize),
-    rhs: &[f32],
-    rhs_s: (usize, usize),
-    par: gemm::Parallelism,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !acc {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // Every index gemm touches lies inside the slices.
-    assert!(dst.len() >= m * n, "mm: destination too small");
-    assert!(
-        (m - 1) * lhs_s.0 + (k - 1) * lhs_s.1 < lhs.len(),
-        "mm: lhs too small"
-    );
-    assert!(
-        (k - 1) * rhs_s.0 + (n - 1) * rhs_s.1 < rhs.len(),
-        "mm: rhs too small"
-    );
-    // SAFETY: the asserts above keep every access in bounds, `dst` is borrowed mutably and
-    // so does not alias the operands, and gemm's own threads only split the destination.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            lhs.as_ptr(),
-            lhs_s.1 as isize,
-            lhs_s.0 as isize,
-            rhs.as_ptr(),
-            rhs_s.1 as isize,
-            rhs_s.0 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
 }

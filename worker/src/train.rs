@@ -102,8 +102,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU threads for the tensor math [default: covid 1, vae all cores]. The COVID-19
-    /// models' small matrices run slower when split across threads (measured: 161 ms vs
-    /// 307 ms per LSTM epoch at 1 vs 2 threads); the VAE's larger ones gain from them.
+    /// models' small matrices run slower when split across threads, so their CPU training
+    /// pass is single-threaded whatever this says; the VAE's larger ones gain from more.
     #[arg(long, env = "WICK_THREADS")]
     pub threads: Option<usize>,
     /// Print one JSON object on stdout at the end (and no progress bar).

@@ -179,11 +179,16 @@ pub fn explain(e: anyhow::Error, target: &str, embedded: bool) -> anyhow::Error 
         return e;
     };
     // A status made from a connection failure carries its cause (a reply never does), or
-    // is an HTTP/2 protocol failure: what a plain-text call to a TLS port ends in.
-    let transport =
-        std::error::Error::source(s).is_some() || s.message().starts_with("h2 protocol error");
+    // is an HTTP/2 protocol failure, or a call cancelled under the client (which never
+    // cancels its own calls): what a plain-text call to a TLS port ends in, depending on
+    // when the server drops the connection.
+    let transport = std::error::Error::source(s).is_some()
+        || s.message().starts_with("h2 protocol error")
+        || s.code() == Code::Cancelled;
     match s.code() {
-        Code::Unavailable | Code::Unknown | Code::Internal if transport && !embedded => {
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
+            if transport && !embedded =>
+        {
             unreachable(target, &causes(s))
         }
         Code::Unavailable if transport => anyhow!(

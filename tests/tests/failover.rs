@@ -65,14 +65,7 @@ fn killed_worker_trial_resumes_elsewhere_with_identical_metrics() {
         "resumed from epoch {from}, not from a checkpoint: {t}"
     );
     let m = &t["metrics"];
-    for key in [
-        "final_train_acc",
-        "final_test_acc",
-        "best_test_acc",
-        "best_epoch",
-        "final_train_loss",
-        "final_test_loss",
-    ] {
+    for key in common::FINAL_METRICS {
         assert_eq!(
             m[key], local[key],
             "{key}: cluster {} vs uninterrupted {}",

@@ -85,13 +85,20 @@ pub fn evaluate(model: &SeqModel, w: &Windows, device: &Device) -> Result<Evalua
                 .map(|p| p as u8),
         );
     }
-    let right = pred.iter().zip(&w.y).filter(|(p, y)| p == y).count();
-    let n = w.len().max(1) as f64;
-    Ok(Evaluation {
-        loss: loss / n,
-        acc: right as f64 / n,
-        pred,
-    })
+    Ok(Evaluation::of(loss, pred, &w.y))
+}
+
+impl Evaluation {
+    /// From the summed loss and the predictions of every window, with labels `y`.
+    fn of(loss_sum: f64, pred: Vec<u8>, y: &[u8]) -> Self {
+        let right = pred.iter().zip(y).filter(|(p, y)| p == y).count();
+        let n = y.len().max(1) as f64;
+        Evaluation {
+            loss: loss_sum / n,
+            acc: right as f64 / n,
+            pred,
+        }
+    }
 }
 
 /// [`evaluate`] through the hand-written forward pass (CPU), with the current `params`.
@@ -111,13 +118,7 @@ fn evaluate_by_hand(bp: &mut Bptt, params: &Params, w: &Windows) -> Result<Evalu
             pred.push(u8::from(z[1] > z[0]));
         }
     }
-    let right = pred.iter().zip(&w.y).filter(|(p, y)| p == y).count();
-    let n = w.len().max(1) as f64;
-    Ok(Evaluation {
-        loss: loss / n,
-        acc: right as f64 / n,
-        pred,
-    })
+    Ok(Evaluation::of(loss, pred, &w.y))
 }
 
 /// Trains `cfg` on `data`, resuming from `ckpt` when it holds a checkpoint of this

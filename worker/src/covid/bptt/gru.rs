@@ -3,11 +3,12 @@
 //! candidate's recurrent term is kept (in `aux`) because the reset gate's gradient needs it.
 
 use super::{Bptt, act};
+use crate::kernels::MulAdd;
 
 impl Bptt {
     /// Forward step `t` (1-based): gates and h_t from h_{t−1} and x_t.
     #[inline(always)]
-    pub(super) fn gru_forward(&mut self, t: usize) {
+    pub(super) fn gru_forward<M: MulAdd>(&mut self, t: usize) {
         let (b, h, gh) = (self.b, self.h, self.gh);
         let a = &mut self.acts[(t - 1) * b * gh..t * b * gh];
         Self::recurrent_product(&self.hs, &self.wcat, a, t, b, h);
@@ -21,7 +22,7 @@ impl Bptt {
             let row = &mut a[r * gh..(r + 1) * gh];
             let (rz, n) = row.split_at_mut(2 * h);
             for ((v, &w), &c) in rz.iter_mut().zip(wi).zip(bias) {
-                *v = act::sigmoid(*v + xv * w + c);
+                *v = act::sigmoid::<M>(*v + xv * w + c);
             }
             let rg = &rz[..h];
             let z = &rz[h..];
@@ -31,7 +32,7 @@ impl Bptt {
             // Exact lengths let the compiler drop bounds checks and vectorise the loop.
             let (wn, bn, bhn) = (&wi[2 * h..3 * h], &bias[2 * h..3 * h], &self.bhn[..h]);
             let n = &mut n[..h];
-            candidate_row(xv, [wn, bn, bhn], [rg, z, hp], n, hn, hr);
+            candidate_row::<M>(xv, [wn, bn, bhn], [rg, z, hp], n, hn, hr);
         }
     }
 
@@ -84,7 +85,7 @@ impl Bptt {
 /// The candidate n and the new state of one row; `n` holds h·W_n on entry, `hn` receives
 /// h·W_n + b_hn.
 #[inline(always)]
-fn candidate_row(
+fn candidate_row<M: MulAdd>(
     xv: f32,
     [wn, bn, bhn]: [&[f32]; 3],
     [rg, z, hp]: [&[f32]; 3],
@@ -98,7 +99,7 @@ fn candidate_row(
     for j in 0..h {
         let q = n[j] + bhn[j];
         hn[j] = q;
-        let nv = act::tanh(xv * wn[j] + bn[j] + rg[j] * q);
+        let nv = act::tanh::<M>(xv * wn[j] + bn[j] + rg[j] * q);
         n[j] = nv;
         hr[j] = nv + z[j] * (hp[j] - nv);
     }

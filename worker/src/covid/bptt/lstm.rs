@@ -2,11 +2,12 @@
 //! c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c'); and its backward.
 
 use super::{Bptt, act};
+use crate::kernels::MulAdd;
 
 impl Bptt {
     /// Forward step `t` (1-based): gates, c_t and h_t from h_{t−1}, c_{t−1} and x_t.
     #[inline(always)]
-    pub(super) fn lstm_forward(&mut self, t: usize) {
+    pub(super) fn lstm_forward<M: MulAdd>(&mut self, t: usize) {
         let (b, h, gh) = (self.b, self.h, self.gh);
         let a = &mut self.acts[(t - 1) * b * gh..t * b * gh];
         Self::recurrent_product(&self.hs, &self.wcat, a, t, b, h);
@@ -17,9 +18,9 @@ impl Bptt {
             }
             let (ifg, o) = row.split_at_mut(3 * h);
             let (i_f, g) = ifg.split_at_mut(2 * h);
-            act::sigmoid_in_place(i_f);
-            act::tanh_in_place(g);
-            act::sigmoid_in_place(o);
+            act::sigmoid_in_place::<M>(i_f);
+            act::tanh_in_place::<M>(g);
+            act::sigmoid_in_place::<M>(o);
         }
         let (cpast, cnow) = self.cs.split_at_mut(t * b * h);
         let cprev = &cpast[(t - 1) * b * h..];
@@ -34,7 +35,7 @@ impl Bptt {
             let cn = &mut cnow[r * h..(r + 1) * h];
             let tcr = &mut tc[r * h..(r + 1) * h];
             let hr = &mut hnow[r * h..(r + 1) * h];
-            cell_row([i, f, g, o], cp, cn, tcr, hr);
+            cell_row::<M>([i, f, g, o], cp, cn, tcr, hr);
         }
     }
 
@@ -79,7 +80,13 @@ impl Bptt {
 
 /// c' = f·c + i·g, tanh(c'), h' = o·tanh(c') for one row.
 #[inline(always)]
-fn cell_row([i, f, g, o]: [&[f32]; 4], cp: &[f32], cn: &mut [f32], tc: &mut [f32], hr: &mut [f32]) {
+fn cell_row<M: MulAdd>(
+    [i, f, g, o]: [&[f32]; 4],
+    cp: &[f32],
+    cn: &mut [f32],
+    tc: &mut [f32],
+    hr: &mut [f32],
+) {
     let h = cn.len();
     let (i, f, g, o, cp, tc, hr) = (
         &i[..h],
@@ -93,7 +100,7 @@ fn cell_row([i, f, g, o]: [&[f32]; 4], cp: &[f32], cn: &mut [f32], tc: &mut [f32
     for j in 0..h {
         let c = f[j] * cp[j] + i[j] * g[j];
         cn[j] = c;
-        let tv = act::tanh(c);
+        let tv = act::tanh::<M>(c);
         tc[j] = tv;
         hr[j] = o[j] * tv;
     }

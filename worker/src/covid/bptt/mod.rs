@@ -8,12 +8,11 @@
 //! matrix product; every step's hidden state, gate activations and gradients with respect
 //! to the recurrent pre-activations are kept in buffers that live as long as the `Bptt`,
 //! so the gradient of the recurrent weights is one (H × L·B) · (L·B × G·H) product at the
-//! end. Matrix products go through the `gemm` crate (the one candle uses), single-threaded:
-//! at these sizes splitting them across threads loses. The per-cell steps live in `rnn`,
-//! `lstm` and `gru` (their loops compiled a second time for AVX2, chosen at run time);
-//! `act` has the vectorisable activations; `load` moves parameters in and gradients out in
-//! `Params` order; `crate::kernels::matmul` wraps the `gemm` crate (single-threaded here: at these sizes
-//! splitting a product across threads loses).
+//! end. Matrix products go through `crate::kernels::matmul` (the `gemm` crate, the one
+//! candle uses), single-threaded: at these sizes splitting them across threads loses. The
+//! per-cell steps live in `rnn`, `lstm` and `gru` (their loops compiled a second time for
+//! AVX2 and FMA, chosen at run time); `act` has the vectorisable activations; `load` moves
+//! parameters in and gradients out in `Params` order.
 
 mod act;
 mod gru;
@@ -25,21 +24,24 @@ mod tests;
 
 use wick_common::trial::Cell;
 
-use crate::kernels::matmul;
+use crate::kernels::{Fused, MulAdd, Separate, matmul};
 
-/// Calls `$wide` (the AVX2 build of `$plain`) when the CPU has AVX2, else `$plain`. Without
-/// fused multiply-adds both builds round identically, so results do not depend on the CPU.
+/// Evaluates `$wide` (a call of an AVX2 + FMA build, whose activations fuse their
+/// multiply-adds) when the CPU has both features, else `$plain` (separate multiplies and
+/// adds). The two round differently in the last bits, so results are reproducible on one
+/// kind of CPU, and across CPUs to within rounding.
 macro_rules! wide {
-    ($s:expr, $plain:ident, $wide:ident) => {{
+    ($wide:expr, $plain:expr) => {{
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, the only feature `$wide` is compiled for.
-            unsafe { $s.$wide() };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, the only features `$wide` is compiled for.
+            unsafe { $wide };
         } else {
-            $s.$plain();
+            $plain;
         }
         #[cfg(not(target_arch = "x86_64"))]
-        $s.$plain();
+        $plain;
     }};
 }
 
@@ -165,7 +167,7 @@ impl Bptt {
         if self.cell == Cell::Lstm {
             self.cs[..bh].fill(0.0);
         }
-        wide!(self, forward_steps, forward_steps_avx2);
+        wide!(self.forward_steps_avx2(), self.forward_steps::<Separate>());
         let h = self.h;
         let last = &self.hs[l * bh..(l + 1) * bh];
         for (row, out) in last.chunks_exact(h).zip(self.logits.chunks_exact_mut(2)) {
@@ -224,7 +226,7 @@ impl Bptt {
         if self.cell == Cell::Lstm {
             self.dc[..bh].fill(0.0);
         }
-        wide!(self, backward_steps, backward_steps_avx2);
+        wide!(self.backward_steps_avx2(), self.backward_steps());
         // All steps' recurrent weight gradients at once: H_{1..L−1}ᵀ · dQ_{2..L} (step 1
         // starts from h_0 = 0 and adds nothing).
         if l > 1 {
@@ -255,12 +257,12 @@ impl Bptt {
     /// Every forward step (the body of the loops is inlined here, so that the AVX2 copy
     /// below compiles it with wide vectors).
     #[inline(always)]
-    fn forward_steps(&mut self) {
+    fn forward_steps<M: MulAdd>(&mut self) {
         for t in 1..=self.l {
             match self.cell {
-                Cell::Rnn => self.rnn_forward(t),
-                Cell::Lstm => self.lstm_forward(t),
-                Cell::Gru => self.gru_forward(t),
+                Cell::Rnn => self.rnn_forward::<M>(t),
+                Cell::Lstm => self.lstm_forward::<M>(t),
+                Cell::Gru => self.gru_forward::<M>(t),
             }
         }
     }
@@ -278,13 +280,13 @@ impl Bptt {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn forward_steps_avx2(&mut self) {
-        self.forward_steps();
+        self.forward_steps::<Fused>();
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn backward_steps_avx2(&mut self) {
         self.backward_steps();
     }

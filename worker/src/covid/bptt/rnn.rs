@@ -2,11 +2,12 @@
 //! the pre-activation is dh'·(1 − h'²).
 
 use super::{Bptt, act};
+use crate::kernels::MulAdd;
 
 impl Bptt {
     /// Forward step `t` (1-based): h_t from h_{t−1} and x_t.
     #[inline(always)]
-    pub(super) fn rnn_forward(&mut self, t: usize) {
+    pub(super) fn rnn_forward<M: MulAdd>(&mut self, t: usize) {
         let (b, h) = (self.b, self.h);
         let (past, now) = self.hs.split_at_mut(t * b * h);
         let now = &mut now[..b * h];
@@ -14,7 +15,7 @@ impl Bptt {
         let x = &self.x[(t - 1) * b..t * b];
         for (row, &xv) in now.chunks_exact_mut(h).zip(x) {
             for ((v, &w), &c) in row.iter_mut().zip(&self.wi).zip(&self.bias) {
-                *v = act::tanh(*v + xv * w + c);
+                *v = act::tanh::<M>(*v + xv * w + c);
             }
         }
     }

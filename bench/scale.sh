@@ -9,13 +9,16 @@
 #
 # Usage (from a clone, after `cargo build --release`):   bench/scale.sh
 # Settings (environment): WICK_BIN (target/release), WICK_DATA (../shared/data),
-#   EPOCHS (15, per trial of the makespan sweep), TRIALS (100, for the overhead probe)
+#   EPOCHS (15, per trial of the makespan sweep), REPEAT (3 pairs of sweeps, 1 then 2
+#   workers; the median ratio is the result), TRIALS (100, for the overhead probe),
+#   KEEP (set: keep the scratch folder with every process's log)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${WICK_BIN:-$root/target/release}
 data=$(realpath "${WICK_DATA:-$root/../shared/data}")
 epochs=${EPOCHS:-15}
+repeat=${REPEAT:-3}
 probe_trials=${TRIALS:-100}
 for b in coordinator worker client overhead; do
   [ -x "$bin/$b" ] || { echo "scale.sh: $bin/$b is missing; build first: cargo build --release" >&2; exit 2; }
@@ -29,7 +32,7 @@ stop_all() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
 }
-trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'stop_all; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 wait_listening() { # log file
@@ -67,10 +70,15 @@ makespan() { # run name, cores...
   for core in "$@"; do worker "$run" "w$i" "$core"; i=$((i + 1)); done
   local start end
   start=$(date +%s.%N)
-  "$bin/client" --coordinator "$url" --store "$store" --json sweep --data "$data" \
+  /usr/bin/time -f "%U %S" -o "$tmp/$run/client-cpu.txt" \
+    "$bin/client" --coordinator "$url" --store "$store" --json sweep --data "$data" \
     --task covid --cell lstm --hidden 32 --l 12 --epochs "$epochs" --seed 0,1,2,3,4,5,6,7 \
     > "$tmp/$run/sweep.json"
   end=$(date +%s.%N)
+  # CPU seconds the coordinator (the first process started) and the workers used.
+  for p in "${pids[@]}"; do
+    awk -v t="$(getconf CLK_TCK)" '{printf "%.2f ", ($14 + $15) / t}' "/proc/$p/stat"
+  done > "$tmp/$run/cpu.txt"
   stop_all
   python3 - "$tmp/$run/sweep.json" <<'PY'
 import json, sys
@@ -83,10 +91,15 @@ PY
   echo "$end - $start" | bc
 }
 
-echo "== 8 trials (LSTM32, L=12, $epochs epochs), 1 worker on core 0" >&2
-one=$(makespan one 0)
-echo "== the same sweep, 2 workers on cores 0 and 1" >&2
-two=$(makespan two 0 1)
+# Pairs in alternation, so that a change of load on the machine hits both sides.
+pairs=""
+for r in $(seq "$repeat"); do
+  echo "== [$r/$repeat] 8 trials (LSTM32, L=12, $epochs epochs), 1 worker on core 0" >&2
+  one=$(makespan "one-$r" 0)
+  echo "== [$r/$repeat] the same sweep, 2 workers on cores 0 and 1" >&2
+  two=$(makespan "two-$r" 0 1)
+  pairs="$pairs $one:$two:$(cat "$tmp/one-$r/cpu.txt" | tr ' ' ,):$(cat "$tmp/two-$r/cpu.txt" | tr ' ' ,)"
+done
 
 echo "== coordinator overhead: $probe_trials one-epoch trials through the protocol, no training" >&2
 coordinator probe
@@ -96,14 +109,22 @@ seeds=$(seq -s, 0 $((probe_trials - 1)))
 "$bin/overhead" --coordinator "$url" --store "$store" --trials "$probe_trials" --json > "$tmp/probe.json"
 stop_all
 
-python3 - "$one" "$two" "$tmp/probe.json" <<'PY'
-import json, sys
-one, two, probe = float(sys.argv[1]), float(sys.argv[2]), json.load(open(sys.argv[3]))
+python3 - "$tmp/probe.json" $pairs <<'PY'
+import json, statistics, sys
+probe = json.load(open(sys.argv[1]))
+runs = []
+for p in sys.argv[2:]:
+    one, two, cpu1, cpu2 = p.split(":")
+    runs.append((float(one), float(two), cpu1.strip(",").split(","), cpu2.strip(",").split(",")))
+print("| run | makespan, 1 worker | makespan, 2 workers | ratio | CPU s, coordinator / workers (1 worker; 2 workers) |")
+print("|---|---|---|---|---|")
+for i, (one, two, c1, c2) in enumerate(runs, 1):
+    print(f"| {i} | {one:.2f} s | {two:.2f} s | {two / one:.3f} | {c1[0]} / {' + '.join(c1[1:])}; {c2[0]} / {' + '.join(c2[1:])} |")
+ratio = statistics.median(two / one for one, two, _, _ in runs)
+print()
 print("| measure | value |")
 print("|---|---|")
-print(f"| makespan, 8 trials, 1 worker | {one:.2f} s |")
-print(f"| makespan, 8 trials, 2 workers | {two:.2f} s |")
-print(f"| ratio 2 workers / 1 worker | **{two / one:.3f}** (target ≤ 0.55) |")
+print(f"| median ratio 2 workers / 1 worker, {len(runs)} pairs | **{ratio:.3f}** (target ≤ 0.55) |")
 print(f"| coordinator overhead per trial (lease + progress + complete, p50 / p99) | "
       f"**{probe['rpcs_total']['p50_ms']:.2f}** / {probe['rpcs_total']['p99_ms']:.2f} ms (target < 20 ms) |")
 for k in ("lease", "progress", "complete", "staging_write"):

@@ -3,6 +3,7 @@
 //! to the store, then applies and announces it, so an answer is only sent once its change
 //! is durable. The gRPC services are thin layers over these methods.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,7 +42,14 @@ pub struct Coordinator {
     /// Wakes the Lease calls waiting for work whenever the state changes (a sweep queued,
     /// a lease expired, a trial handed back or finished under --max-parallel).
     work_changed: tokio::sync::Notify,
+    /// The `metrics.jsonl` of running trials as last written, so that an epoch's report
+    /// writes the file without reading it first. Only touched under the state lock; a
+    /// missing entry (a restart, an evicted one) is read from the store.
+    metrics_logs: std::sync::Mutex<HashMap<String, Vec<u8>>>,
 }
+
+/// Most `metrics.jsonl` files remembered; past it the memory is dropped and refilled.
+const MAX_METRICS_LOGS: usize = 1024;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -74,6 +82,7 @@ impl Coordinator {
             state: Mutex::new(state),
             events: Events::default(),
             work_changed: tokio::sync::Notify::new(),
+            metrics_logs: Default::default(),
             shutdown,
             metrics,
         })
@@ -283,6 +292,20 @@ impl Coordinator {
         })
     }
 
+    /// Takes the remembered `metrics.jsonl` of `trial` out, and remembers `log` instead
+    /// when given.
+    fn metrics_log(&self, trial: &str, log: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let mut logs = self.metrics_logs.lock().unwrap_or_else(|e| e.into_inner());
+        let old = logs.remove(trial);
+        if let Some(log) = log {
+            if logs.len() >= MAX_METRICS_LOGS {
+                logs.clear();
+            }
+            logs.insert(trial.to_string(), log);
+        }
+        old
+    }
+
     /// Renews leases; returns the revoked ones.
     pub async fn heartbeat(&self, worker_id: &str, lease_ids: &[String]) -> Vec<String> {
         self.lock()
@@ -297,8 +320,13 @@ impl Coordinator {
         let (change, metrics) = st.progress(p, Instant::now()).inspect_err(|e| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
         })?;
-        persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics).await?;
+        let remembered = self.metrics_log(&p.trial_id, None);
+        let log = persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics, remembered)
+            .await?;
         persist::save_trial(&self.store, &change.trial.record).await?;
+        if change.kind == EventKind::Epoch {
+            self.metrics_log(&p.trial_id, Some(log));
+        }
         let seconds = metrics.get("seconds").and_then(|s| s.as_f64());
         self.metrics
             .epochs
@@ -318,6 +346,7 @@ impl Coordinator {
         let (change, summary) = st.complete(p, Instant::now()).inspect_err(|e| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "completion refused: {e}");
         })?;
+        self.metrics_log(&p.trial_id, None);
         let written = persist::promote(&self.store, &p.trial_id, &p.staging_prefix).await?;
         persist::save_summary(&self.store, &p.trial_id, &summary).await?;
         persist::save_trial(&self.store, &change.trial.record).await?;
@@ -335,6 +364,7 @@ impl Coordinator {
     pub async fn fail(&self, p: &FailParams) -> Result<()> {
         let mut st = self.lock().await;
         let change = st.fail(p, Instant::now())?;
+        self.metrics_log(&p.trial_id, None);
         persist::save_trial(&self.store, &change.trial.record).await?;
         tracing::warn!(trial = %p.trial_id, worker = %change.trial.record.worker, retryable = p.retryable, "trial failed: {}", p.message);
         self.commit(&mut st, vec![change]);

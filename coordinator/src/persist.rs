@@ -74,15 +74,20 @@ fn data_key(trial: &str) -> String {
 
 /// Appends one epoch's metrics to `metrics.jsonl`. Lines of that epoch or later are
 /// dropped first: a resumed attempt repeats the epochs after its checkpoint, and the file
-/// keeps one line per epoch.
+/// keeps one line per epoch. `current` is the file's content when the caller remembers it
+/// (saving a read per epoch); returns the new content.
 pub async fn append_metrics(
     store: &Store,
     trial: &str,
     epoch: u32,
     metrics: &serde_json::Value,
-) -> Result<()> {
+    current: Option<Vec<u8>>,
+) -> Result<Vec<u8>> {
     let key = keys::trial_metrics(trial);
-    let old = store.get(&key).await?.unwrap_or_default();
+    let old = match current {
+        Some(c) => c,
+        None => store.get(&key).await?.unwrap_or_default().to_vec(),
+    };
     let mut out = Vec::with_capacity(old.len() + 256);
     for line in String::from_utf8_lossy(&old).lines() {
         let e = serde_json::from_str::<serde_json::Value>(line)
@@ -101,7 +106,8 @@ pub async fn append_metrics(
     }
     out.extend_from_slice(line.to_string().as_bytes());
     out.push(b'\n');
-    Ok(store.put(&key, out).await?)
+    store.put(&key, out.clone()).await?;
+    Ok(out)
 }
 
 /// Writes the final summary.
@@ -239,16 +245,23 @@ mod tests {
     #[tokio::test]
     async fn metrics_keep_one_line_per_epoch() {
         let store = Store::open("memory://").unwrap();
-        for e in [1, 2, 3, 2, 3] {
-            append_metrics(&store, "t-1", e, &serde_json::json!({ "loss": e }))
-                .await
-                .unwrap();
+        // Read from the store, and from the remembered content: the same file.
+        let mut current = None;
+        for (i, e) in [1, 2, 3, 2, 3].into_iter().enumerate() {
+            let remembered = current.take().filter(|_| i % 2 == 1);
+            let m = serde_json::json!({ "loss": e });
+            current = Some(
+                append_metrics(&store, "t-1", e, &m, remembered)
+                    .await
+                    .unwrap(),
+            );
         }
         let text = store
             .get(&keys::trial_metrics("t-1"))
             .await
             .unwrap()
             .unwrap();
+        assert_eq!(current.unwrap(), text.to_vec());
         let epochs: Vec<u64> = String::from_utf8_lossy(&text)
             .lines()
             .map(|l| {

@@ -5,8 +5,10 @@
 //! Files are written to a temporary name and renamed, so a crash never leaves a half-written
 //! checkpoint under its real name. Only the newest few are kept.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
@@ -116,6 +118,10 @@ pub struct CkptDir {
     dir: PathBuf,
     /// How many of the newest checkpoints to keep.
     keep: usize,
+    /// The least time between two checkpoints (zero: one after every epoch).
+    every: Duration,
+    /// When the last checkpoint was written (or the folder opened).
+    last: Cell<Instant>,
 }
 
 impl CkptDir {
@@ -125,7 +131,23 @@ impl CkptDir {
         Ok(CkptDir {
             dir: dir.to_path_buf(),
             keep: keep.max(1),
+            every: Duration::ZERO,
+            last: Cell::new(Instant::now()),
         })
+    }
+
+    /// Writes a checkpoint only once `every` has passed since the last one (or since the
+    /// folder was opened), and always after the trial's last epoch. Tiny epochs then do
+    /// not each pay for a checkpoint and its upload; a failure costs at most `every` of
+    /// training plus the epoch in progress.
+    pub fn every(mut self, every: Duration) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// The file of `epoch`'s checkpoint (present only when that epoch wrote one).
+    pub fn path_of(&self, epoch: usize) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch}.safetensors"))
     }
 
     fn epochs(&self) -> Result<Vec<(usize, PathBuf)>> {
@@ -209,7 +231,8 @@ impl CkptDir {
         )
     }
 
-    /// Writes the checkpoint of `epoch` and removes the older ones beyond `keep`.
+    /// Writes the checkpoint of `epoch` (when one is due, see [`CkptDir::every`]) and
+    /// removes the older ones beyond `keep`.
     pub fn save(
         &self,
         config: &TrialConfig,
@@ -218,11 +241,15 @@ impl CkptDir {
         history: &serde_json::Value,
         tensors: &HashMap<String, Tensor>,
     ) -> Result<()> {
+        if epoch < config.epochs() && self.last.get().elapsed() < self.every {
+            return Ok(());
+        }
+        self.last.set(Instant::now());
         let mut meta = metadata(config, epoch);
         meta.insert("adam_step".into(), adam_step.to_string());
         meta.insert("history".into(), history.to_string());
         let bytes = to_bytes(tensors, meta)?;
-        write_atomic(&self.dir.join(format!("epoch-{epoch}.safetensors")), &bytes)?;
+        write_atomic(&self.path_of(epoch), &bytes)?;
         let all = self.epochs()?;
         for (_, old) in all.iter().take(all.len().saturating_sub(self.keep)) {
             std::fs::remove_file(old)

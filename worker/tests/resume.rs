@@ -114,6 +114,23 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
     );
 }
 
+/// Checkpoints spaced an hour apart: none for the early epochs, always one for the last.
+#[test]
+fn spaced_checkpoints_skip_epochs_but_never_the_last() {
+    let (_, data) = covid_data(5);
+    let dir = tempfile::tempdir().unwrap();
+    let ck = CkptDir::open(dir.path(), 2)
+        .unwrap()
+        .every(std::time::Duration::from_secs(3600));
+    let mut written = Vec::new();
+    covid::train::train(&covid_cfg(3), &data, &Device::Cpu, Some(&ck), &mut |e| {
+        written.push(ck.path_of(e.epoch).exists());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(written, [false, false, true]);
+}
+
 #[test]
 fn a_checkpoint_of_another_configuration_is_refused() {
     let (_, data) = covid_data(5);

@@ -162,7 +162,12 @@ struct Rig {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
+/// A rig whose worker checkpoints after every epoch.
 async fn rig(fake: Arc<Fake>, listen: bool) -> Rig {
+    rig_with(fake, listen, Duration::ZERO).await
+}
+
+async fn rig_with(fake: Arc<Fake>, listen: bool, checkpoint_every: Duration) -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -182,6 +187,7 @@ async fn rig(fake: Arc<Fake>, listen: bool) -> Rig {
     config.name = "test-worker".into();
     config.cache = cache_dir.path().to_path_buf();
     config.poll_interval = Duration::from_millis(50);
+    config.checkpoint_every = checkpoint_every;
     if !listen {
         config.listen = None;
     }
@@ -428,6 +434,44 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
         .into_inner();
     assert_eq!(r.forecasts[0].country, "Germany");
 
+    rig.shutdown().await;
+}
+
+/// With checkpoints at most every hour, epochs report without one until the last, which
+/// always has one; the trial still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_spaced_in_time_and_the_last_epoch_always_has_one() {
+    let fake = Arc::new(Fake::default());
+    fake.queue.lock().unwrap().push_back(assignment(
+        "t-a",
+        "l-1",
+        &serve_support::covid_cfg(3),
+        "",
+    ));
+    let mut rig = rig_with(fake.clone(), false, Duration::from_secs(3600)).await;
+    wait_for(&fake, "the trial to complete", |f| {
+        completed(f, "l-1").is_some()
+    })
+    .await;
+    let keys: Vec<(u32, String)> = fake
+        .progress("l-1")
+        .into_iter()
+        .map(|p| (p.epoch, p.checkpoint_key))
+        .collect();
+    let last = "trials/t-a/ckpt/l-1/epoch-3.safetensors".to_string();
+    assert_eq!(
+        keys,
+        [(1, String::new()), (2, String::new()), (3, last.clone())]
+    );
+    let stored: Vec<String> = rig
+        .store
+        .list("trials/t-a/ckpt/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(stored, [last]);
     rig.shutdown().await;
 }
 

@@ -491,6 +491,8 @@ impl Cluster {
             &self.store,
         ])
         .args(["--listen", "127.0.0.1:0", "--name", name, "--device", "cpu"])
+        // A checkpoint after every epoch: the fault tests resume trials mid-run.
+        .args(["--checkpoint-every-ms", "0"])
         .arg("--cache")
         .arg(self.dir.path().join(format!("cache-{name}")))
         .args(&self.worker_args);

@@ -2,6 +2,10 @@
 //! cache and the resume checkpoint from the store, train in a blocking thread with the
 //! code `worker train` uses, and after every epoch upload the checkpoint under the lease's
 //! prefix and report progress (a refusal stops training: the lease is no longer ours).
+//! An epoch's report runs while the next epoch trains, one report in flight at a time, so
+//! training never waits on the store or the coordinator unless they fall a whole epoch
+//! behind; a refusal is seen at the next epoch's end, and the last report is awaited
+//! before Complete.
 //! A finished trial's artifacts are staged under the lease's prefix and Complete is sent;
 //! a failed one is reported with Fail, retryable unless the trial itself is at fault.
 
@@ -23,7 +27,8 @@ use crate::serve::staging::{self, FetchError};
 use crate::train::{EpochEvent, run_trial};
 
 /// Local checkpoints kept per running trial: the newest is the one uploaded, the one
-/// before is a spare while the next is written.
+/// before is a spare while the next is written. (Reports read the file before training
+/// goes on, so they never race its removal.)
 const KEEP_LOCAL_CKPTS: usize = 2;
 
 /// How an attempt ended, as far as the slot that ran it cares.
@@ -119,22 +124,25 @@ impl Lease {
         }
     }
 
-    /// Uploads the checkpoint of epoch `e` (already written to `local` by training) and
-    /// reports the epoch; returns the checkpoint's key.
-    async fn report(&self, e: &EpochEvent, local: &Path) -> Result<String, Failure> {
-        let bytes = tokio::fs::read(local).await.map_err(|err| {
-            Failure::Transient(format!("cannot read checkpoint {}: {err}", local.display()))
-        })?;
-        let key = staging::ckpt_key(&self.trial, &self.lease, e.epoch);
-        self.put("uploading a checkpoint", &key, bytes.into())
-            .await?;
+    /// Uploads the checkpoint of one epoch if it wrote one, reports the epoch, then deletes
+    /// the checkpoint it replaces (`previous`); returns the new checkpoint's key.
+    async fn report(&self, r: Report, previous: Option<String>) -> Result<Option<String>, Failure> {
+        let key = match r.checkpoint {
+            Some(bytes) => {
+                let key = staging::ckpt_key(&self.trial, &self.lease, r.epoch);
+                self.put("uploading a checkpoint", &key, bytes.into())
+                    .await?;
+                Some(key)
+            }
+            None => None,
+        };
         let params = ProgressParams {
             lease_id: self.lease.clone(),
             trial_id: self.trial.clone(),
-            epoch: e.epoch as u32,
-            metrics_json: e.metrics.to_string(),
-            resumed_from_epoch: e.resumed_from as u32,
-            checkpoint_key: key.clone(),
+            epoch: r.epoch as u32,
+            metrics_json: r.metrics,
+            resumed_from_epoch: r.resumed_from as u32,
+            checkpoint_key: key.clone().unwrap_or_default(),
         };
         let limits = Limits {
             stop: &[&self.revoked, &self.w.stop],
@@ -153,32 +161,85 @@ impl Lease {
             tracing::info!("stopped early by the sweep's policy: {}", answer.reason);
             return Err(Failure::Fenced(format!("stopped early: {}", answer.reason)));
         }
-        Ok(key)
-    }
-
-    /// The per-epoch callback of training, on its blocking thread: upload, report, and
-    /// stop when the lease ended or the worker is stopping.
-    fn on_epoch(
-        &self,
-        handle: &Handle,
-        ckpt_dir: &Path,
-        last: &mut Option<String>,
-        e: &EpochEvent,
-    ) -> anyhow::Result<()> {
-        if self.revoked.is_triggered() {
-            return Err(self.stopped().into());
-        }
-        let local = ckpt_dir.join(format!("epoch-{}.safetensors", e.epoch));
-        let key = handle.block_on(self.report(e, &local))?;
-        tracing::info!(epoch = e.epoch, epochs = e.epochs, "{}", e.headline);
+        tracing::info!(epoch = r.epoch, epochs = r.epochs, "{}", r.headline);
         // The coordinator now resumes from the new key, so the previous one is garbage.
-        if let Some(old) = last.replace(key)
-            && let Err(err) = handle.block_on(self.w.store.delete(&old))
+        if let Some(old) = previous
+            && let Err(err) = self.w.store.delete(&old).await
         {
             tracing::warn!("cannot delete the old checkpoint {old}: {err}");
         }
-        if self.w.stop.is_triggered() {
+        Ok(key)
+    }
+}
+
+/// What one epoch's report carries, taken from training before it goes on.
+struct Report {
+    epoch: usize,
+    epochs: usize,
+    resumed_from: usize,
+    metrics: String,
+    headline: String,
+    /// The epoch's checkpoint, when it wrote one (see `CkptDir::every`).
+    checkpoint: Option<Vec<u8>>,
+}
+
+/// The per-epoch callback's side of reporting: at most one report in flight.
+struct Reporter {
+    lease: Arc<Lease>,
+    handle: Handle,
+    /// The report of the previous epoch, still running.
+    pending: Option<tokio::task::JoinHandle<Result<Option<String>, Failure>>>,
+    /// The key of the last checkpoint the coordinator accepted.
+    last: Option<String>,
+}
+
+impl Reporter {
+    /// On the training thread, after epoch `e`: waits for the previous report (its
+    /// failure stops training), then starts this epoch's.
+    fn on_epoch(&mut self, e: &EpochEvent, ckpt: &CkptDir) -> anyhow::Result<()> {
+        let l = self.lease.clone();
+        if l.revoked.is_triggered() {
+            return Err(l.stopped().into());
+        }
+        self.settle()?;
+        let local = ckpt.path_of(e.epoch);
+        let checkpoint = match std::fs::read(&local) {
+            Ok(bytes) => Some(bytes),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => {
+                let m = format!("cannot read checkpoint {}: {err}", local.display());
+                return Err(Failure::Transient(m).into());
+            }
+        };
+        // A report without a checkpoint leaves the previous one current.
+        let previous = checkpoint.as_ref().and_then(|_| self.last.take());
+        let r = Report {
+            epoch: e.epoch,
+            epochs: e.epochs,
+            resumed_from: e.resumed_from,
+            metrics: e.metrics.to_string(),
+            headline: e.headline.clone(),
+            checkpoint,
+        };
+
+        let task = async move { l.report(r, previous).await };
+        self.pending = Some(self.handle.spawn(task.in_current_span()));
+        if self.lease.w.stop.is_triggered() {
             return Err(Failure::Shutdown.into());
+        }
+        Ok(())
+    }
+
+    /// Waits for the report in flight, if any.
+    fn settle(&mut self) -> Result<(), Failure> {
+        if let Some(task) = self.pending.take() {
+            let key = self
+                .handle
+                .block_on(task)
+                .map_err(|e| Failure::Transient(format!("a progress report crashed: {e}")))??;
+            if key.is_some() {
+                self.last = key;
+            }
         }
         Ok(())
     }
@@ -248,18 +309,31 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
         }
     }
     let ckpt = CkptDir::open(&ckpt_dir, KEEP_LOCAL_CKPTS)
-        .map_err(|e| Failure::Transient(format!("{e:#}")))?;
-    let (handle, device, l) = (Handle::current(), w.device.clone(), lease.clone());
+        .map_err(|e| Failure::Transient(format!("{e:#}")))?
+        .every(w.checkpoint_every);
+    let mut reporter = Reporter {
+        lease: lease.clone(),
+        handle: Handle::current(),
+        pending: None,
+        last: None,
+    };
+    let device = w.device.clone();
     let span = tracing::Span::current();
     let trained = tokio::task::spawn_blocking(move || {
         let _span = span.enter();
-        let mut last = None;
         let task = config.task();
-        run_trial(&config, &path, &out, Some(&ckpt), &device, &mut |e| {
+        let trained = run_trial(&config, &path, &out, Some(&ckpt), &device, &mut |e| {
             let seconds = e.metrics.get("seconds").and_then(Value::as_f64);
-            l.w.metrics.epochs.record(task, seconds);
-            l.on_epoch(&handle, &ckpt_dir, &mut last, e)
-        })
+            reporter.lease.w.metrics.epochs.record(task, seconds);
+            reporter.on_epoch(e, &ckpt)
+        });
+        // The last epoch's report must be in before Complete (its failure is the
+        // attempt's when training itself went well).
+        let reported = reporter.settle();
+        match (trained, reported) {
+            (Ok(_), Err(f)) => Err(f.into()),
+            (trained, _) => trained,
+        }
     })
     .await
     .map_err(|e| Failure::Trial(format!("training crashed: {e}")))?;

@@ -46,6 +46,8 @@ pub struct Worker {
     pub inference_addr: String,
     /// Pause of an idle slot between two requests for work.
     pub poll: Duration,
+    /// The least time between two checkpoints of a running trial (zero: every epoch).
+    pub checkpoint_every: Duration,
     /// The coordinator's `Work` service.
     pub client: WorkClient<AuthChannel>,
     /// The shared object store.

@@ -1,9 +1,10 @@
 //! `worker serve`: the distributed worker. It registers with the coordinator, pulls
 //! leases for as many trials as it has slots, runs each with the same code as
-//! `worker train` (resuming from the trial's latest checkpoint in the store), uploads a
-//! checkpoint and reports progress after every epoch, stages the final artifacts for the
-//! coordinator to promote, and serves inference on the trials in the store. On shutdown it
-//! stops taking work and hands its trials back at their next epoch boundary.
+//! `worker train` (resuming from the trial's latest checkpoint in the store), reports
+//! progress after every epoch with a checkpoint at most every `--checkpoint-every-ms`,
+//! stages the final artifacts for the coordinator to promote, and serves inference on the
+//! trials in the store. On shutdown it stops taking work and hands its trials back at
+//! their next epoch boundary.
 //!
 //! - `shutdown`: the stop switch shared by the tasks.
 //! - `retry`: exponential backoff over transient coordinator and store failures.
@@ -52,6 +53,9 @@ use crate::serve::shutdown::Shutdown;
 
 /// How often an idle slot asks for work by default.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Least time between two checkpoints of a running trial, unless configured.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// Most trials one worker runs at once: beyond it the slots only fight over the cores.
 pub const MAX_SLOTS: usize = 64;
 /// How long a call to the coordinator may take before it counts as failed (and is retried).
@@ -99,6 +103,11 @@ pub struct ServeArgs {
     /// CPU threads for the tensor math [default: all cores].
     #[arg(long, env = "WICK_THREADS")]
     pub threads: Option<usize>,
+    /// Least time between two checkpoints of a running trial, in ms; the last epoch always
+    /// gets one. A killed worker's trial resumes from its latest checkpoint, so this bounds
+    /// the training lost (plus the epoch in progress). 0 = after every epoch.
+    #[arg(long, env = "WICK_CHECKPOINT_EVERY_MS", default_value_t = 10_000)]
+    pub checkpoint_every_ms: u64,
     /// Metrics, logs, the token and TLS.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -121,6 +130,7 @@ impl ServeArgs {
         c.tls = self.server.tls.load()?;
         c.device = self.device.clone();
         c.slots = self.slots;
+        c.checkpoint_every = Duration::from_millis(self.checkpoint_every_ms);
         if let Some(name) = &self.name {
             c.name = name.clone();
             c.cache = default_cache(name);
@@ -160,11 +170,14 @@ pub struct ServeConfig {
     pub cache: PathBuf,
     /// How long an idle slot waits before asking for work again.
     pub poll_interval: Duration,
+    /// The least time between two checkpoints of a running trial (zero: every epoch).
+    pub checkpoint_every: Duration,
 }
 
 impl ServeConfig {
     /// Defaults: inference on 127.0.0.1 at a free port, device `auto`, one slot, the host
-    /// name, a cache folder in the system temporary folder, polling every 500 ms.
+    /// name, a cache folder in the system temporary folder, polling every 500 ms, a checkpoint
+    /// at most every 10 s.
     pub fn new(coordinator: impl Into<String>, store: impl Into<String>) -> Self {
         let name = host_name();
         ServeConfig {
@@ -180,6 +193,7 @@ impl ServeConfig {
             cache: default_cache(&name),
             name,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
         }
     }
 
@@ -377,6 +391,7 @@ async fn run_in_span(
         slots: config.slots,
         inference_addr,
         poll: config.poll_interval,
+        checkpoint_every: config.checkpoint_every,
         client: wick_proto::v1::work_client::WorkClient::new(channel),
         store,
         cache,

@@ -43,7 +43,7 @@ impl Bptt {
         let a = &self.acts[(t - 1) * b * gh..t * b * gh];
         let hn_all = &self.aux[(t - 1) * b * h..t * b * h];
         let hprev = &self.hs[(t - 1) * b * h..t * b * h];
-        let dq = &mut self.dq[(t - 1) * b * gh..t * b * gh];
+        let dq = &mut self.dq[..b * gh];
         let x = &self.x[(t - 1) * b..t * b];
         let (gwr, gwn) = self.g_wi.split_at_mut(2 * h);
         let (gwr, gwz) = gwr.split_at_mut(h);

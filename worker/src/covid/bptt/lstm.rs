@@ -47,7 +47,7 @@ impl Bptt {
         let a = &self.acts[(t - 1) * b * gh..t * b * gh];
         let cprev = &self.cs[(t - 1) * b * h..t * b * h];
         let tc = &self.aux[(t - 1) * b * h..t * b * h];
-        let dq = &mut self.dq[(t - 1) * b * gh..t * b * gh];
+        let dq = &mut self.dq[..b * gh];
         let x = &self.x[(t - 1) * b..t * b];
         for r in 0..b {
             let row = &a[r * gh..(r + 1) * gh];

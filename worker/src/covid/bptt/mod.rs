@@ -5,10 +5,10 @@
 //!
 //! Layout: rows are batch elements, all row-major. The recurrent weights of every gate are
 //! gathered side by side into one (H, G·H) matrix so that a step's recurrent terms are one
-//! matrix product; every step's hidden state, gate activations and gradients with respect
-//! to the recurrent pre-activations are kept in buffers that live as long as the `Bptt`,
-//! so the gradient of the recurrent weights is one (H × L·B) · (L·B × G·H) product at the
-//! end. Matrix products go through `crate::kernels::matmul` (the `gemm` crate, the one
+//! matrix product; every step's hidden state and gate activations are kept in buffers that
+//! live as long as the `Bptt`, and the backward pass adds each step's share of the
+//! recurrent weights' gradient as it goes (keeping one step's gradient with respect to the
+//! pre-activations, not the sequence's). Matrix products go through `crate::kernels::matmul` (the `gemm` crate, the one
 //! candle uses), single-threaded: at these sizes splitting them across threads loses. The
 //! per-cell steps live in `rnn`, `lstm` and `gru` (their loops compiled a second time for
 //! AVX2 and FMA, chosen at run time); `act` has the vectorisable activations; `load` moves
@@ -75,7 +75,7 @@ pub struct Bptt {
     cs: Vec<f32>,
     /// LSTM: tanh of the cell state; GRU: the candidate's recurrent term h·W_n + b_hn.
     aux: Vec<f32>,
-    /// Gradients of the loss with respect to the recurrent pre-activations (L·B, G·H).
+    /// Gradients of the loss with respect to one step's recurrent pre-activations (B, G·H).
     dq: Vec<f32>,
     /// Gradients with respect to the current hidden (and cell) state (B, H).
     dh: Vec<f32>,
@@ -144,7 +144,7 @@ impl Bptt {
         grow(&mut self.hs, (l + 1) * b * h);
         grow(&mut self.dh, b * h);
         grow(&mut self.logits, 2 * b);
-        grow(&mut self.dq, l * b * gh);
+        grow(&mut self.dq, b * gh);
         if self.cell != Cell::Rnn {
             grow(&mut self.acts, l * b * gh);
             grow(&mut self.aux, l * b * h);
@@ -187,7 +187,7 @@ impl Bptt {
     pub fn loss_and_grads(&mut self, xt: &[f32], y: &[u8], l: usize) -> f32 {
         let b = y.len();
         self.forward(xt, l, b);
-        let (h, gh) = (self.h, self.gh);
+        let h = self.h;
         // Softmax cross-entropy: d loss / d logits = (softmax − one-hot) / B.
         let mut loss = 0f64;
         for (z, &y) in self.logits.chunks_exact_mut(2).zip(y) {
@@ -226,25 +226,8 @@ impl Bptt {
         if self.cell == Cell::Lstm {
             self.dc[..bh].fill(0.0);
         }
+        self.g_wcat.fill(0.0);
         wide!(self.backward_steps_avx2(), self.backward_steps());
-        // All steps' recurrent weight gradients at once: H_{1..L−1}ᵀ · dQ_{2..L} (step 1
-        // starts from h_0 = 0 and adds nothing).
-        if l > 1 {
-            matmul(
-                h,
-                gh,
-                (l - 1) * b,
-                &mut self.g_wcat,
-                false,
-                &self.hs[b * h..],
-                (1, h),
-                &self.dq[b * gh..],
-                (gh, 1),
-                gemm::Parallelism::None,
-            );
-        } else {
-            self.g_wcat.fill(0.0);
-        }
         self.export_grads();
         (loss / b as f64) as f32
     }
@@ -291,11 +274,27 @@ impl Bptt {
         self.backward_steps();
     }
 
-    /// dq_t · Wcatᵀ: the gradient reaching h_{t−1} through the recurrent weights, added to
-    /// `dh` when `acc` (the GRU's direct path) or replacing it.
+    /// Step t's share of the recurrent weights' gradient, Wcat += h_{t−1}ᵀ · dq_t, and
+    /// dq_t · Wcatᵀ, the gradient reaching h_{t−1} through those weights, added to `dh` when
+    /// `acc` (the GRU's direct path) or replacing it. (Accumulating per step keeps one
+    /// step's dq instead of the whole sequence's: a working set that stays in cache.)
     fn back_through_weights(&mut self, t: usize, acc: bool) {
         let (b, h, gh) = (self.b, self.h, self.gh);
-        let dq = &self.dq[(t - 1) * b * gh..t * b * gh];
+        let dq = &self.dq[..b * gh];
+        let hp = &self.hs[(t - 1) * b * h..t * b * h];
+        let none = gemm::Parallelism::None;
+        matmul(
+            h,
+            gh,
+            b,
+            &mut self.g_wcat,
+            true,
+            hp,
+            (1, h),
+            dq,
+            (gh, 1),
+            none,
+        );
         matmul(
             b,
             h,
@@ -306,7 +305,7 @@ impl Bptt {
             (gh, 1),
             &self.wcat,
             (1, gh),
-            gemm::Parallelism::None,
+            none,
         );
     }
 
@@ -317,18 +316,8 @@ impl Bptt {
             dst[..b * gh].fill(0.0);
         } else {
             let hp = &hs[(t - 1) * b * h..t * b * h];
-            matmul(
-                b,
-                gh,
-                h,
-                dst,
-                false,
-                hp,
-                (h, 1),
-                wcat,
-                (gh, 1),
-                gemm::Parallelism::None,
-            );
+            let none = gemm::Parallelism::None;
+            matmul(b, gh, h, dst, false, hp, (h, 1), wcat, (gh, 1), none);
         }
     }
 }

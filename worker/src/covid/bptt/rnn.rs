@@ -25,7 +25,7 @@ impl Bptt {
     pub(super) fn rnn_backward(&mut self, t: usize) {
         let (b, h) = (self.b, self.h);
         let hn = &self.hs[t * b * h..(t + 1) * b * h];
-        let dq = &mut self.dq[(t - 1) * b * h..t * b * h];
+        let dq = &mut self.dq[..b * h];
         let x = &self.x[(t - 1) * b..t * b];
         for (((dq, hn), dh), &xv) in dq
             .chunks_exact_mut(h)

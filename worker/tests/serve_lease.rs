@@ -204,6 +204,12 @@ async fn rig_with(fake: Arc<Fake>, listen: bool, checkpoint_every: Duration) -> 
 }
 
 impl Rig {
+    /// The store's keys under `prefix`.
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let listed = self.store.list(prefix).await.unwrap();
+        listed.into_iter().map(|(k, _)| k).collect()
+    }
+
     /// Stops the worker and waits for it to return.
     async fn shutdown(&mut self) {
         let _ = self.stop.take().unwrap().send(());
@@ -291,14 +297,7 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
         let m: serde_json::Value = serde_json::from_str(&p.metrics_json).unwrap();
         assert!(m["test_acc"].is_number(), "{m}");
     }
-    let ckpts: Vec<String> = rig
-        .store
-        .list("trials/t-a/ckpt/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let ckpts = rig.keys("trials/t-a/ckpt/").await;
     assert_eq!(
         ckpts,
         ["trials/t-a/ckpt/l-1/epoch-2.safetensors"],
@@ -312,14 +311,7 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
         summary["final_test_acc"].is_number() && summary.get("out").is_none(),
         "{summary}"
     );
-    let staged: Vec<String> = rig
-        .store
-        .list(&done.staging_prefix)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let staged = rig.keys(&done.staging_prefix).await;
     for name in [
         "model.safetensors",
         "forecast.json",
@@ -463,14 +455,7 @@ async fn checkpoints_are_spaced_in_time_and_the_last_epoch_always_has_one() {
         keys,
         [(1, String::new()), (2, String::new()), (3, last.clone())]
     );
-    let stored: Vec<String> = rig
-        .store
-        .list("trials/t-a/ckpt/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let stored = rig.keys("trials/t-a/ckpt/").await;
     assert_eq!(stored, [last]);
     rig.shutdown().await;
 }

@@ -22,7 +22,7 @@ mod progress;
 mod render;
 mod upload;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -47,17 +47,11 @@ fn main() -> ExitCode {
     };
     let json = cli.global.json;
     match runtime.block_on(commands::run(cli)) {
-        Ok(out) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&out.json).unwrap_or_default()
-                );
-            } else if !out.text.is_empty() {
-                print!("{}", out.text);
-            }
-            ExitCode::SUCCESS
+        Ok(out) if json => {
+            let text = serde_json::to_string_pretty(&out.json).unwrap_or_default();
+            emit(&format!("{text}\n"))
         }
+        Ok(out) => emit(&out.text),
         Err(e) => match e.downcast_ref::<commands::Interrupted>() {
             Some(note) => {
                 eprintln!("{note}");
@@ -68,5 +62,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Writes the result to stdout. A reader that closed early (`| head`) has all it wanted:
+/// that is not an error (`println!` would panic on it).
+fn emit(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -110,6 +110,22 @@ fn a_tiny_embedded_sweep_then_predict_sample_and_a_resubmission() {
     assert_eq!(st["sweep"], sweep_id);
     assert_eq!(st["trials"].as_array().unwrap().len(), 2);
     assert_eq!(st.as_object().unwrap().len(), 2, "{st:#}");
+
+    // A reader that stops early (`client --json status ID | head -1`) is not an error.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .arg("--home")
+        .arg(&home)
+        .args(["--json", "status", sweep_id])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

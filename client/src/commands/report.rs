@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::Outcome;
@@ -28,6 +29,10 @@ use html::esc;
 
 /// Every trial's per-epoch metrics, by trial id.
 type Histories = HashMap<String, History>;
+
+/// Metric histories fetched at once: one round trip each, so that the report of a large
+/// sweep does not wait for them one after another.
+const CONCURRENT_FETCHES: usize = 16;
 
 /// The report's folder and what has been written into it.
 struct Out<'a> {
@@ -156,10 +161,13 @@ pub async fn run(s: &Session, a: &ReportArgs) -> Result<Outcome> {
     let (st, all) = trials::sweep(s, &a.sweep).await?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let mut hist = Histories::new();
-    for t in &all {
-        hist.insert(t.id().to_string(), trials::history(s, t.id()).await?);
-    }
+    let hist: Histories = stream::iter(&all)
+        .map(|t| async move {
+            Ok::<_, anyhow::Error>((t.id().to_string(), trials::history(s, t.id()).await?))
+        })
+        .buffer_unordered(CONCURRENT_FETCHES)
+        .try_collect()
+        .await?;
     let covid: Vec<&Trial> = all.iter().filter(|t| t.covid().is_some()).collect();
     let vae: Vec<&Trial> = all.iter().filter(|t| t.vae().is_some()).collect();
     let other: Vec<&Trial> = all

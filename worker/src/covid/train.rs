@@ -22,8 +22,10 @@ use crate::rng::{Purpose, stream};
 /// Rows per evaluation forward pass: bounds memory on large datasets.
 const EVAL_CHUNK: usize = 8192;
 
-/// Rows per forward pass of the hand-written evaluation, whose buffers keep every step.
-const FAST_EVAL_CHUNK: usize = 256;
+/// Rows per forward pass of the hand-written evaluation, whose buffers keep every step: the
+/// default batch size, so that evaluating does not grow the buffers training uses (nor push
+/// them out of the cache between epochs).
+const FAST_EVAL_CHUNK: usize = 64;
 
 /// Metrics of one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -145,6 +145,11 @@ impl CkptDir {
         self
     }
 
+    /// Whether `epoch` gets a checkpoint (see [`CkptDir::every`]).
+    fn due(&self, config: &TrialConfig, epoch: usize) -> bool {
+        epoch >= config.epochs() || self.last.get().elapsed() >= self.every
+    }
+
     /// The file of `epoch`'s checkpoint (present only when that epoch wrote one).
     pub fn path_of(&self, epoch: usize) -> PathBuf {
         self.dir.join(format!("epoch-{epoch}.safetensors"))
@@ -220,6 +225,10 @@ impl CkptDir {
         adam: &Adam,
         history: &[H],
     ) -> Result<()> {
+        // Skipped epochs skip the export too, not only the write.
+        if !self.due(config, epoch) {
+            return Ok(());
+        }
         let (mut tensors, step) = adam.export(params);
         tensors.extend(params.tensors(MODEL_PREFIX));
         self.save(
@@ -241,7 +250,7 @@ impl CkptDir {
         history: &serde_json::Value,
         tensors: &HashMap<String, Tensor>,
     ) -> Result<()> {
-        if epoch < config.epochs() && self.last.get().elapsed() < self.every {
+        if !self.due(config, epoch) {
             return Ok(());
         }
         self.last.set(Instant::now());

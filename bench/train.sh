@@ -14,7 +14,9 @@
 # each side's fastest run: on a shared machine, the run least disturbed by others),
 # WICK_BENCH_DEVICE (cpu, or cuda: both sides on the first GPU), WICK_WORKER (a worker
 # binary, possibly .gz, to use instead of building one), WICK_BENCH_PYTHON (a python with
-# torch to use instead of the venv), COVID_EPOCHS / VAE28_EPOCHS / VAE64_EPOCHS.
+# torch to use instead of the venv), COVID_EPOCHS / VAE28_EPOCHS / VAE64_EPOCHS, ONLY (a
+# shell pattern: run only the configurations it matches, e.g. ONLY=covid-lstm64-l40 or
+# ONLY='vae-*'; names are covid-<cell><hidden>-l<L>, vae-28 and vae-64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -71,10 +73,15 @@ run_torch() { # repeat, script, tag, then flags
         --tag "_$tag" "$@" > "$dir/$tag.log" 2>&1
 }
 
+only=${ONLY:-*}
+# shellcheck disable=SC2053 # $only is a pattern on purpose
+want() { [[ $1 == $only ]]; }
+
 for cell in rnn lstm gru; do
     hidden=64; [[ $cell == rnn ]] && hidden=32
     for l in 12 40; do
         name=covid-$cell$hidden-l$l
+        want "$name" || continue
         for r in $(seq "$repeat"); do
             run_wick "$r" "$name" --time-inference --task covid --cell "$cell" --hidden "$hidden" --l "$l" --epochs "$covid_epochs"
             run_torch "$r" covid_ref.py "$name" --models "$cell" --lengths "$l" --epochs "$covid_epochs" \
@@ -83,8 +90,9 @@ for cell in rnn lstm gru; do
     done
 done
 for r in $(seq "$repeat"); do
-    run_wick "$r" vae-28 --task vae --size 28 --kl 1 --epochs "$vae28_epochs"
-    run_wick "$r" vae-64 --task vae --size 64 --kl 1 --epochs "$vae64_epochs"
+    want vae-28 || want vae-64 || break
+    want vae-28 && run_wick "$r" vae-28 --task vae --size 28 --kl 1 --epochs "$vae28_epochs"
+    want vae-64 && run_wick "$r" vae-64 --task vae --size 64 --kl 1 --epochs "$vae64_epochs"
     # The reference runs both sizes in one process (it decodes the JPEGs once).
     run_torch "$r" vae_ref.py vae --kl-weights 1 --epochs "$vae28_epochs" --epochs64 "$vae64_epochs" \
         --images "$data/anime-faces"

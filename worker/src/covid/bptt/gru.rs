@@ -2,7 +2,7 @@
 //! n = tanh(x·w_n + b_n + r·(h·W_n + b_hn)), h' = n + z·(h − n); and its backward. The
 //! candidate's recurrent term is kept (in `aux`) because the reset gate's gradient needs it.
 
-use super::{Bptt, act};
+use super::{Bptt, act, lanes};
 use crate::kernels::MulAdd;
 
 impl Bptt {
@@ -11,7 +11,7 @@ impl Bptt {
     pub(super) fn gru_forward<M: MulAdd>(&mut self, t: usize) {
         let (b, h, gh) = (self.b, self.h, self.gh);
         let a = &mut self.acts[(t - 1) * b * gh..t * b * gh];
-        Self::recurrent_product(&self.hs, &self.wcat, a, t, b, h);
+        Self::recurrent_product(&self.hs, &self.rec, a, t, b, h);
         let x = &self.x[(t - 1) * b..t * b];
         let hn_all = &mut self.aux[(t - 1) * b * h..t * b * h];
         let (past, now) = self.hs.split_at_mut(t * b * h);
@@ -43,7 +43,8 @@ impl Bptt {
         let a = &self.acts[(t - 1) * b * gh..t * b * gh];
         let hn_all = &self.aux[(t - 1) * b * h..t * b * h];
         let hprev = &self.hs[(t - 1) * b * h..t * b * h];
-        let dq = &mut self.dq[..b * gh];
+        let rs = self.dq_rs;
+        let dq = &mut self.dq[..b * rs];
         let x = &self.x[(t - 1) * b..t * b];
         let (gwr, gwn) = self.g_wi.split_at_mut(2 * h);
         let (gwr, gwz) = gwr.split_at_mut(h);
@@ -59,7 +60,7 @@ impl Bptt {
             let hn = &hn_all[r * h..(r + 1) * h];
             let hp = &hprev[r * h..(r + 1) * h];
             let dh = &mut self.dh[r * h..(r + 1) * h];
-            let q = &mut dq[r * gh..(r + 1) * gh];
+            let q = &mut dq[r * rs..r * rs + gh];
             let (qr, qzn) = q.split_at_mut(h);
             let (qz, qn) = qzn.split_at_mut(h);
             let qn = &mut qn[..h];
@@ -78,9 +79,10 @@ impl Bptt {
     }
 }
 
-// The row loops take their rows as separate slice arguments: the compiler then knows the
-// outputs do not overlap the inputs and vectorises without run-time overlap checks (with
-// eight or more arrays in one loop it otherwise gives up and runs it scalar).
+// The forward row loop takes its rows as separate slice arguments: the compiler then knows
+// the outputs do not overlap the inputs and vectorises it. The backward one, with a dozen
+// arrays, stayed scalar even so (its run-time overlap checks failed), and goes through
+// `lanes::map`, which vectorises whatever the arrays.
 
 /// The candidate n and the new state of one row; `n` holds h·W_n on entry, `hn` receives
 /// h·W_n + b_hn.
@@ -116,26 +118,26 @@ fn back_row(
     [gwr, gwz, gwn]: [&mut [f32]; 3],
     [gbr, gbz, gbn, gbhn]: [&mut [f32]; 4],
 ) {
-    let h = dh.len();
-    let (rg, z, n, hn, hp) = (&rg[..h], &z[..h], &n[..h], &hn[..h], &hp[..h]);
-    let (qr, qz, qn) = (&mut qr[..h], &mut qz[..h], &mut qn[..h]);
-    let (gwr, gwz, gwn) = (&mut gwr[..h], &mut gwz[..h], &mut gwn[..h]);
-    let (gbr, gbz, gbn, gbhn) = (&mut gbr[..h], &mut gbz[..h], &mut gbn[..h], &mut gbhn[..h]);
-    for j in 0..h {
-        let d = dh[j];
-        let dn = d * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
-        let dr = dn * hn[j] * rg[j] * (1.0 - rg[j]);
-        let dz = d * (hp[j] - n[j]) * z[j] * (1.0 - z[j]);
-        qr[j] = dr;
-        qz[j] = dz;
-        qn[j] = dn * rg[j];
-        gwr[j] += xv * dr;
-        gwz[j] += xv * dz;
-        gwn[j] += xv * dn;
-        gbr[j] += dr;
-        gbz[j] += dz;
-        gbn[j] += dn;
-        gbhn[j] += dn * rg[j];
-        dh[j] = d * z[j];
-    }
+    lanes::map(
+        [rg, z, n, hn, hp],
+        [dh, qr, qz, qn, gwr, gwz, gwn, gbr, gbz, gbn, gbhn],
+        |[rg, z, n, hn, hp], [d, _, _, _, gwr, gwz, gwn, gbr, gbz, gbn, gbhn]| {
+            let dn = d * (1.0 - z) * (1.0 - n * n);
+            let dr = dn * hn * rg * (1.0 - rg);
+            let dz = d * (hp - n) * z * (1.0 - z);
+            [
+                d * z,
+                dr,
+                dz,
+                dn * rg,
+                gwr + xv * dr,
+                gwz + xv * dz,
+                gwn + xv * dn,
+                gbr + dr,
+                gbz + dz,
+                gbn + dn,
+                gbhn + dn * rg,
+            ]
+        },
+    );
 }

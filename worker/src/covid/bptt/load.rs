@@ -54,7 +54,7 @@ impl Bptt {
                 self.wi[cols.clone()].copy_from_slice(s)
             })?;
             with_values(expect(3 * g + 1, h * h)?, |s| {
-                for (dst, src) in self.wcat.chunks_exact_mut(gh).zip(s.chunks_exact(h)) {
+                for (dst, src) in self.rec.w.chunks_exact_mut(gh).zip(s.chunks_exact(h)) {
                     dst[cols.clone()].copy_from_slice(src);
                 }
             })?;
@@ -69,6 +69,7 @@ impl Bptt {
         }
         with_values(expect(next, 2 * h)?, |s| self.head_w.copy_from_slice(s))?;
         with_values(expect(next + 1, 2)?, |s| self.head_b.copy_from_slice(s))?;
+        self.rec.pack();
         Ok(())
     }
 

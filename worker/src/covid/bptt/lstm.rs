@@ -1,7 +1,7 @@
 //! The LSTM step (gates i, f, g, o side by side in the pre-activation row):
 //! c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c'); and its backward.
 
-use super::{Bptt, act};
+use super::{Bptt, act, lanes};
 use crate::kernels::MulAdd;
 
 impl Bptt {
@@ -10,7 +10,7 @@ impl Bptt {
     pub(super) fn lstm_forward<M: MulAdd>(&mut self, t: usize) {
         let (b, h, gh) = (self.b, self.h, self.gh);
         let a = &mut self.acts[(t - 1) * b * gh..t * b * gh];
-        Self::recurrent_product(&self.hs, &self.wcat, a, t, b, h);
+        Self::recurrent_product(&self.hs, &self.rec, a, t, b, h);
         let x = &self.x[(t - 1) * b..t * b];
         for (row, &xv) in a.chunks_exact_mut(gh).zip(x) {
             for ((v, &w), &c) in row.iter_mut().zip(&self.wi).zip(&self.bias) {
@@ -47,7 +47,8 @@ impl Bptt {
         let a = &self.acts[(t - 1) * b * gh..t * b * gh];
         let cprev = &self.cs[(t - 1) * b * h..t * b * h];
         let tc = &self.aux[(t - 1) * b * h..t * b * h];
-        let dq = &mut self.dq[..b * gh];
+        let rs = self.dq_rs;
+        let dq = &mut self.dq[..b * rs];
         let x = &self.x[(t - 1) * b..t * b];
         for r in 0..b {
             let row = &a[r * gh..(r + 1) * gh];
@@ -57,7 +58,7 @@ impl Bptt {
             let tcr = &tc[r * h..(r + 1) * h];
             let dh = &self.dh[r * h..(r + 1) * h];
             let dc = &mut self.dc[r * h..(r + 1) * h];
-            let q = &mut dq[r * gh..(r + 1) * gh];
+            let q = &mut dq[r * rs..r * rs + gh];
             let (qif, qgo) = q.split_at_mut(2 * h);
             let (qi, qf) = qif.split_at_mut(h);
             let (qg, qo) = qgo.split_at_mut(h);
@@ -74,9 +75,10 @@ impl Bptt {
     }
 }
 
-// The row loops take their rows as separate slice arguments: the compiler then knows the
-// outputs do not overlap the inputs and vectorises without run-time overlap checks (with
-// eight or more arrays in one loop it otherwise gives up and runs it scalar).
+// The forward row loop takes its rows as separate slice arguments: the compiler then knows
+// the outputs do not overlap the inputs and vectorises it. The backward one, with a dozen
+// arrays, stayed scalar even so (its run-time overlap checks failed), and goes through
+// `lanes::map`, which vectorises whatever the arrays.
 
 /// c' = f·c + i·g, tanh(c'), h' = o·tanh(c') for one row.
 #[inline(always)]
@@ -116,23 +118,18 @@ fn back_row(
     dc: &mut [f32],
     [qi, qf, qg, qo]: [&mut [f32]; 4],
 ) {
-    let h = dc.len();
-    let (i, f, g, o, cp, tc, dh) = (
-        &i[..h],
-        &f[..h],
-        &g[..h],
-        &o[..h],
-        &cp[..h],
-        &tc[..h],
-        &dh[..h],
+    lanes::map(
+        [i, f, g, o, cp, tc, dh],
+        [dc, qi, qf, qg, qo],
+        |[i, f, g, o, cp, tc, dh], [dc, ..]| {
+            let dct = dc + dh * o * (1.0 - tc * tc);
+            [
+                dct * f,
+                dct * g * i * (1.0 - i),
+                dct * cp * f * (1.0 - f),
+                dct * i * (1.0 - g * g),
+                dh * tc * o * (1.0 - o),
+            ]
+        },
     );
-    let (qi, qf, qg, qo) = (&mut qi[..h], &mut qf[..h], &mut qg[..h], &mut qo[..h]);
-    for j in 0..h {
-        let dct = dc[j] + dh[j] * o[j] * (1.0 - tc[j] * tc[j]);
-        qi[j] = dct * g[j] * i[j] * (1.0 - i[j]);
-        qf[j] = dct * cp[j] * f[j] * (1.0 - f[j]);
-        qg[j] = dct * i[j] * (1.0 - g[j] * g[j]);
-        qo[j] = dh[j] * tc[j] * o[j] * (1.0 - o[j]);
-        dc[j] = dct * f[j];
-    }
 }

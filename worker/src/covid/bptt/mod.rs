@@ -16,15 +16,19 @@
 
 mod act;
 mod gru;
+mod lanes;
 mod load;
 mod lstm;
+mod recurrent;
 mod rnn;
 #[cfg(test)]
 mod tests;
 
 use wick_common::trial::Cell;
 
-use crate::kernels::{Fused, MulAdd, Separate, matmul};
+use recurrent::Recurrent;
+
+use crate::kernels::{Fused, MulAdd, Separate};
 
 /// Evaluates `$wide` (a call of an AVX2 + FMA build, whose activations fuse their
 /// multiply-adds) when the CPU has both features, else `$plain` (separate multiplies and
@@ -52,8 +56,8 @@ pub struct Bptt {
     h: usize,
     /// Gates G (1, 4 or 3); `gh` = G·H.
     gh: usize,
-    /// Recurrent weights of all gates, (H, G·H): column block g is gate g's (H, H) matrix.
-    wcat: Vec<f32>,
+    /// Recurrent weights of all gates, (H, G·H), and their products.
+    rec: Recurrent,
     /// Input weights and biases of all gates, G·H each.
     wi: Vec<f32>,
     bias: Vec<f32>,
@@ -75,8 +79,10 @@ pub struct Bptt {
     cs: Vec<f32>,
     /// LSTM: tanh of the cell state; GRU: the candidate's recurrent term h·W_n + b_hn.
     aux: Vec<f32>,
-    /// Gradients of the loss with respect to one step's recurrent pre-activations (B, G·H).
+    /// Gradients of the loss with respect to one step's recurrent pre-activations (B, G·H),
+    /// rows `dq_rs` apart (see `Recurrent::dq_stride`).
     dq: Vec<f32>,
+    dq_rs: usize,
     /// Gradients with respect to the current hidden (and cell) state (B, H).
     dh: Vec<f32>,
     dc: Vec<f32>,
@@ -107,7 +113,7 @@ impl Bptt {
             cell,
             h,
             gh,
-            wcat: vec![0.0; h * gh],
+            rec: Recurrent::new(h, gh),
             wi: vec![0.0; gh],
             bias: vec![0.0; gh],
             bhn: vec![0.0; h],
@@ -121,6 +127,7 @@ impl Bptt {
             cs: Vec::new(),
             aux: Vec::new(),
             dq: Vec::new(),
+            dq_rs: gh,
             dh: Vec::new(),
             dc: Vec::new(),
             logits: Vec::new(),
@@ -144,7 +151,8 @@ impl Bptt {
         grow(&mut self.hs, (l + 1) * b * h);
         grow(&mut self.dh, b * h);
         grow(&mut self.logits, 2 * b);
-        grow(&mut self.dq, b * gh);
+        self.dq_rs = self.rec.dq_stride();
+        grow(&mut self.dq, b * self.dq_rs);
         if self.cell != Cell::Rnn {
             grow(&mut self.acts, l * b * gh);
             grow(&mut self.aux, l * b * h);
@@ -279,46 +287,39 @@ impl Bptt {
     /// `acc` (the GRU's direct path) or replacing it. (Accumulating per step keeps one
     /// step's dq instead of the whole sequence's: a working set that stays in cache.)
     fn back_through_weights(&mut self, t: usize, acc: bool) {
-        let (b, h, gh) = (self.b, self.h, self.gh);
-        let dq = &self.dq[..b * gh];
+        let (b, h) = (self.b, self.h);
+        let dq = &self.dq[..b * self.dq_rs];
         let hp = &self.hs[(t - 1) * b * h..t * b * h];
-        let none = gemm::Parallelism::None;
-        matmul(
-            h,
-            gh,
-            b,
-            &mut self.g_wcat,
-            true,
-            hp,
-            (1, h),
-            dq,
-            (gh, 1),
-            none,
-        );
-        matmul(
-            b,
-            h,
-            gh,
-            &mut self.dh,
-            acc,
-            dq,
-            (gh, 1),
-            &self.wcat,
-            (1, gh),
-            none,
-        );
+        self.rec
+            .backward(hp, dq, b, &mut self.g_wcat, &mut self.dh, acc);
     }
 
     /// h_{t−1} · Wcat into `dst` (B, G·H), or zeros at the first step (h_0 = 0).
-    fn recurrent_product(hs: &[f32], wcat: &[f32], dst: &mut [f32], t: usize, b: usize, h: usize) {
-        let gh = wcat.len() / h;
+    fn recurrent_product(
+        hs: &[f32],
+        rec: &Recurrent,
+        dst: &mut [f32],
+        t: usize,
+        b: usize,
+        h: usize,
+    ) {
+        let gh = rec.w.len() / h;
         if t == 1 {
             dst[..b * gh].fill(0.0);
         } else {
-            let hp = &hs[(t - 1) * b * h..t * b * h];
-            let none = gemm::Parallelism::None;
-            matmul(b, gh, h, dst, false, hp, (h, 1), wcat, (gh, 1), none);
+            rec.forward(&hs[(t - 1) * b * h..t * b * h], b, dst);
         }
+    }
+
+    /// Runs the recurrent products on register tiles (when this CPU and H allow) or on the
+    /// general product; for tests and benchmarks, which compare the two.
+    pub fn use_tiles(&mut self, on: bool) {
+        self.rec.use_tiles(on);
+    }
+
+    /// Whether the recurrent products run on register tiles.
+    pub fn uses_tiles(&self) -> bool {
+        self.rec.tiled()
     }
 }
 

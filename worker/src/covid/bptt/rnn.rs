@@ -11,7 +11,7 @@ impl Bptt {
         let (b, h) = (self.b, self.h);
         let (past, now) = self.hs.split_at_mut(t * b * h);
         let now = &mut now[..b * h];
-        Self::recurrent_product(past, &self.wcat, now, t, b, h);
+        Self::recurrent_product(past, &self.rec, now, t, b, h);
         let x = &self.x[(t - 1) * b..t * b];
         for (row, &xv) in now.chunks_exact_mut(h).zip(x) {
             for ((v, &w), &c) in row.iter_mut().zip(&self.wi).zip(&self.bias) {
@@ -25,15 +25,15 @@ impl Bptt {
     pub(super) fn rnn_backward(&mut self, t: usize) {
         let (b, h) = (self.b, self.h);
         let hn = &self.hs[t * b * h..(t + 1) * b * h];
-        let dq = &mut self.dq[..b * h];
+        let dq = &mut self.dq[..b * self.dq_rs];
         let x = &self.x[(t - 1) * b..t * b];
         for (((dq, hn), dh), &xv) in dq
-            .chunks_exact_mut(h)
+            .chunks_exact_mut(self.dq_rs)
             .zip(hn.chunks_exact(h))
             .zip(self.dh.chunks_exact(h))
             .zip(x)
         {
-            for ((((q, &hv), &d), gw), gb) in dq
+            for ((((q, &hv), &d), gw), gb) in dq[..h]
                 .iter_mut()
                 .zip(hn)
                 .zip(dh)

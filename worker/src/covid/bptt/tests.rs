@@ -68,31 +68,58 @@ fn by_hand(bp: &mut Bptt, p: &Params, x: &[f32], y: &[u8], l: usize) -> (f32, Ve
     (loss, bp.grads().to_vec())
 }
 
+/// Asserts that `bp` gives autograd's loss and gradients for a `cell` model of `h` units on
+/// every (L, B) of `shapes`, through one `Bptt`: buffers sized for a long batch must serve
+/// a short one. `spread` as for [`setup`].
+fn assert_matches_autograd(
+    bp: &mut Bptt,
+    (cell, h): (Cell, usize),
+    shapes: &[(usize, usize)],
+    spread: bool,
+) {
+    for (k, &(l, n)) in shapes.iter().enumerate() {
+        let (model, p, x, y) = setup(cell, h, (l, n), 10 + k as u64, spread);
+        let (la, ga) = autograd(&model, &p, &x, &y, l);
+        let (lb, gb) = by_hand(bp, &p, &x, &y, l);
+        assert!(
+            (la - lb).abs() <= 1e-5 * la.abs().max(1.0),
+            "{cell} L={l}: loss {la} vs {lb}"
+        );
+        assert_eq!(ga.len(), gb.len());
+        for ((name, _), (a, b)) in p.vars().iter().zip(ga.iter().zip(&gb)) {
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-4);
+            let diff = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                diff <= 1e-5 * scale,
+                "{cell} H={h} L={l} B={n} {name}: max diff {diff} (scale {scale})\n{a:?}\n{b:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn gradients_equal_autograd_for_every_cell_and_shape() {
     for (cell, h) in CELLS {
-        // One Bptt across shapes: buffers sized for a long batch must serve a short one.
         let mut bp = Bptt::new(cell, h);
-        for (k, (l, n)) in [(1, 1), (3, 5), (12, 9), (40, 4), (2, 17)]
-            .into_iter()
-            .enumerate()
-        {
-            let (model, p, x, y) = setup(cell, h, (l, n), 10 + k as u64, true);
-            let (la, ga) = autograd(&model, &p, &x, &y, l);
-            let (lb, gb) = by_hand(&mut bp, &p, &x, &y, l);
-            assert!(
-                (la - lb).abs() <= 1e-5 * la.abs().max(1.0),
-                "{cell} L={l}: loss {la} vs {lb}"
-            );
-            assert_eq!(ga.len(), gb.len());
-            for ((name, _), (a, b)) in p.vars().iter().zip(ga.iter().zip(&gb)) {
-                let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-4);
-                let diff = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                assert!(
-                    diff <= 1e-5 * scale,
-                    "{cell} L={l} B={n} {name}: max diff {diff} (scale {scale})\n{a:?}\n{b:?}"
-                );
-            }
+        let shapes = [(1, 1), (3, 5), (12, 9), (40, 4), (2, 17)];
+        assert_matches_autograd(&mut bp, (cell, h), &shapes, true);
+    }
+}
+
+#[test]
+fn register_tiles_give_autograds_gradients() {
+    // H a multiple of 16: the recurrent products run on `kernels::tile` where the CPU
+    // allows, with batches that fill whole tiles of six rows (66), leave a remainder (64,
+    // 7) or fill none (1, 5); and the general product on the same shapes. The weights are
+    // the usual initial ones: spread as wide as above, 16 units over 40 steps are chaotic
+    // enough that any two summation orders differ by more than the tolerance.
+    let shapes = [(1, 1), (3, 5), (12, 64), (40, 7), (5, 66)];
+    for (cell, h) in [(Cell::Rnn, 16), (Cell::Lstm, 32), (Cell::Gru, 16)] {
+        for tiles in [true, false] {
+            let mut bp = Bptt::new(cell, h);
+            bp.use_tiles(tiles);
+            assert_eq!(bp.uses_tiles(), tiles && crate::kernels::tile::available());
+            assert_matches_autograd(&mut bp, (cell, h), &shapes, false);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The CPU kernels the hand-written training passes share (covid's backward through time,
 //! the VAE's): one matrix product over the `gemm` crate with its bounds checked up front,
-//! and an `exp` written as straight-line arithmetic so that loops over slices vectorise
+//! a register-tiled one for the covid passes' small repeated products ([`tile`]), and an
+//! `exp` written as straight-line arithmetic so that loops over slices vectorise
 //! (the library `exp` is a call the compiler cannot widen).
 //!
 //! `exp` reduces x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r stays exact),
@@ -11,6 +12,8 @@
 //! (a product, then a sum: any CPU) or [`Fused`] (one FMA instruction, half the
 //! instructions). `Fused` is only for code compiled with the `fma` target feature (see
 //! covid/bptt's `wide!`); anywhere else `f32::mul_add` is a slow library call.
+
+pub mod tile;
 
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;

@@ -1,123 +1,112 @@
-//! Microbenchmark of the tiled product against the `gemm` crate on the covid LSTM's
-//! per-step shapes (`cargo bench -p wick-worker --bench tile`): GFLOP/s, best / median.
-
-use std::time::Instant;
+//! Microbenchmark of the register-tiled product (`kernels::tile`) against the `gemm` crate
+//! on the three per-step products of the covid LSTM64 (`cargo bench -p wick-worker --bench
+//! tile`): GFLOP/s, best / median of 300 timings of 40 products each, the two in
+//! alternation. The weights are packed once, as the training passes pack them once a batch.
 
 use wick_worker::kernels::matmul;
-use wick_worker::kernels::tile::{PAD, Product, pack};
+use wick_worker::kernels::tile::{NR, PAD, Product, pack};
 
-fn best(reps: usize, flops: f64, mut f: impl FnMut()) -> (f64, f64) {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            for _ in 0..40 {
-                f();
-            }
-            s.elapsed().as_secs_f64() / 40.0
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    (flops / t[0] / 1e9, flops / t[reps / 2] / 1e9)
-}
+mod common;
+use common::best_us;
 
 fn main() {
     let (b, h) = (64, 64);
     let gh = 4 * h;
     let rs = gh + PAD;
-    let v = |n: usize| {
+    let v = |n: usize| -> Vec<f32> {
         (0..n)
             .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-            .collect::<Vec<f32>>()
+            .collect()
     };
     let (hp, w, dq) = (v(b * h), v(h * gh), v(b * rs));
-    let mut dst = vec![0f32; b * gh];
-    let mut g = vec![0f32; h * gh];
-    let mut dh = vec![0f32; b * h];
-    let none = gemm::Parallelism::None;
-    let fl = (2 * b * h * gh) as f64;
     let (mut pw, mut pwt) = (Vec::new(), Vec::new());
     pack(&w, h, gh, (gh, 1), &mut pw);
     pack(&w, gh, h, (1, gh), &mut pwt);
-    let r = |name: &str, x: (f64, f64)| println!("{name:<28} {:6.1} / {:6.1}", x.0, x.1);
-    for _ in 0..2 {
-        r(
-            "fwd gemm",
-            best(200, fl, || {
-                matmul(b, gh, h, &mut dst, false, &hp, (h, 1), &w, (gh, 1), none)
-            }),
-        );
-        r(
-            "fwd tile",
-            best(200, fl, || {
-                Product {
+    // One destination per side: the two closures are alive at once.
+    let (mut q, mut g, mut dh) = (vec![0f32; b * gh], vec![0f32; h * gh], vec![0f32; b * h]);
+    let (mut q2, mut g2, mut dh2) = (q.clone(), g.clone(), dh.clone());
+    let none = gemm::Parallelism::None;
+    let gflops = |(best, med): (f64, f64)| {
+        let flop = 40.0 * (2 * b * h * gh) as f64;
+        format!("{:.1} / {:.1}", flop / best / 1e3, flop / med / 1e3)
+    };
+    let forty = |f: &mut dyn FnMut()| {
+        for _ in 0..40 {
+            f();
+        }
+    };
+    println!("GFLOP/s, best / median; one thread");
+    println!("| product | shape | gemm crate | register tiles |");
+    println!("|---|---|---|---|");
+    let [a, t] = best_us(
+        300,
+        [
+            &mut || forty(&mut || matmul(b, gh, h, &mut q, false, &hp, (h, 1), &w, (gh, 1), none)),
+            &mut || {
+                let p = Product {
                     m: b,
                     n: gh,
                     k: h,
                     a: &hp,
                     a_s: (h, 1),
                     b: &pw,
-                    b_s: (h * 16, 16),
-                }
-                .run(&mut dst, gh, false)
-            }),
-        );
-        r(
-            "dW gemm",
-            best(200, fl, || {
-                matmul(h, gh, b, &mut g, true, &hp, (1, h), &dq, (rs, 1), none)
-            }),
-        );
-        r(
-            "dW tile (padded)",
-            best(200, fl, || {
-                Product {
+                    b_s: (h * NR, NR),
+                };
+                forty(&mut || p.run(&mut q2, gh, false))
+            },
+        ],
+    );
+    println!(
+        "| forward h·W | {b}×{h} · {h}×{gh} | {} | {} |",
+        gflops(a),
+        gflops(t)
+    );
+    let [a, t] = best_us(
+        300,
+        [
+            &mut || forty(&mut || matmul(h, gh, b, &mut g, true, &hp, (1, h), &dq, (rs, 1), none)),
+            &mut || {
+                let p = Product {
                     m: h,
                     n: gh,
                     k: b,
                     a: &hp,
                     a_s: (1, h),
                     b: &dq,
-                    b_s: (16, rs),
-                }
-                .run(&mut g, gh, true)
-            }),
-        );
-        r(
-            "dW tile (stride 256)",
-            best(200, fl, || {
-                Product {
-                    m: h,
-                    n: gh,
-                    k: b,
-                    a: &hp,
-                    a_s: (1, h),
-                    b: &dq,
-                    b_s: (16, gh),
-                }
-                .run(&mut g, gh, true)
-            }),
-        );
-        r(
-            "dh gemm",
-            best(200, fl, || {
-                matmul(b, h, gh, &mut dh, false, &dq, (rs, 1), &w, (1, gh), none)
-            }),
-        );
-        r(
-            "dh tile",
-            best(200, fl, || {
-                Product {
+                    b_s: (NR, rs),
+                };
+                forty(&mut || p.run(&mut g2, gh, true))
+            },
+        ],
+    );
+    println!(
+        "| weight gradient hᵀ·dq | {h}×{b} · {b}×{gh} | {} | {} |",
+        gflops(a),
+        gflops(t)
+    );
+    let [a, t] = best_us(
+        300,
+        [
+            &mut || {
+                forty(&mut || matmul(b, h, gh, &mut dh, false, &dq, (rs, 1), &w, (1, gh), none))
+            },
+            &mut || {
+                let p = Product {
                     m: b,
                     n: h,
                     k: gh,
                     a: &dq,
                     a_s: (rs, 1),
                     b: &pwt,
-                    b_s: (gh * 16, 16),
-                }
-                .run(&mut dh, h, false)
-            }),
-        );
-    }
+                    b_s: (gh * NR, NR),
+                };
+                forty(&mut || p.run(&mut dh2, h, false))
+            },
+        ],
+    );
+    println!(
+        "| state gradient dq·Wᵀ | {b}×{gh} · {gh}×{h} | {} | {} |",
+        gflops(a),
+        gflops(t)
+    );
 }

@@ -323,7 +323,17 @@ impl Coordinator {
         let remembered = self.metrics_log(&p.trial_id, None);
         let log = persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics, remembered)
             .await?;
-        persist::save_trial(&self.store, &change.trial.record).await?;
+        // The record is rewritten only when something a restart needs changes (a
+        // checkpoint, a resume, a stop), not for each epoch's count and latest metrics,
+        // which metrics.jsonl keeps: one store write per epoch instead of two. A restarted
+        // coordinator shows the last saved epoch until the trial's next report.
+        if change
+            .trial
+            .record
+            .differs_beyond_progress(&st.trial(&p.trial_id)?.record)
+        {
+            persist::save_trial(&self.store, &change.trial.record).await?;
+        }
         if change.kind == EventKind::Epoch {
             self.metrics_log(&p.trial_id, Some(log));
         }

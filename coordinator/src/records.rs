@@ -132,6 +132,17 @@ pub struct TrialRecord {
     pub data: DataDoc,
 }
 
+impl TrialRecord {
+    /// Whether `self` changes more of `before` than its epoch count and latest metrics,
+    /// which every epoch's report changes and `metrics.jsonl` already keeps.
+    pub fn differs_beyond_progress(&self, before: &TrialRecord) -> bool {
+        let mut progressed = before.clone();
+        progressed.epoch = self.epoch;
+        progressed.metrics.clone_from(&self.metrics);
+        progressed != *self
+    }
+}
+
 /// The durable record of one sweep (`sweeps/<id>/state.json`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]

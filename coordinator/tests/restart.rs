@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use tonic::Code;
+use wick_common::store::keys;
 use wick_proto::v1::{
     CancelSweepParams, GetSweepParams, HeartbeatParams, LeaseParams, ListSweepsParams,
     SubmitSweepParams, SweepEvent, WatchSweepParams,
@@ -144,6 +145,81 @@ async fn a_restarted_coordinator_continues_and_reruns_nothing_finished() {
         .sweeps;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].states.get("succeeded"), Some(&3));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_without_a_checkpoint_writes_its_metrics_but_not_the_record() {
+    let (_dir, url, store) = temp_store();
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let sid = sweeps
+        .submit_sweep(SubmitSweepParams {
+            spec: Some(spec(&[12], &[], 4)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let w = register(&mut work, "w", "").await;
+    let a = lease(&mut work, &w).await;
+    let record = || async {
+        store
+            .get(&keys::trial_state(&a.trial_id))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let lines = || async {
+        let m = store
+            .get(&keys::trial_metrics(&a.trial_id))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8(m.to_vec()).unwrap().lines().count()
+    };
+    work.report_progress(progress(&a, 1)).await.unwrap();
+    let saved = record().await;
+    let bare = |epoch| wick_proto::v1::ProgressParams {
+        checkpoint_key: String::new(),
+        ..progress(&a, epoch)
+    };
+    work.report_progress(bare(2)).await.unwrap();
+    assert_eq!(lines().await, 2, "every epoch's metrics are kept");
+    assert_eq!(
+        record().await,
+        saved,
+        "epoch 2 changed only the count and the metrics"
+    );
+    assert_eq!(trial_status(&mut sweeps, &sid, &a.trial_id).await.epoch, 2);
+    // A resume is something a restart needs: the record is written even without a
+    // checkpoint.
+    let resumed = wick_proto::v1::ProgressParams {
+        resumed_from_epoch: 1,
+        ..bare(3)
+    };
+    work.report_progress(resumed).await.unwrap();
+    assert_ne!(record().await, saved);
+    let saved = record().await;
+
+    // After a restart the trial shows the last saved epoch, keeps its lease, and the
+    // next report brings it up to date.
+    server.stop().await;
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let t = trial_status(&mut sweeps, &sid, &a.trial_id).await;
+    assert_eq!(
+        (t.state.as_str(), t.epoch, t.resumed_from_epoch),
+        ("running", 3, 1)
+    );
+    work.report_progress(progress(&a, 4)).await.unwrap();
+    assert_eq!(lines().await, 4);
+    assert_ne!(
+        record().await,
+        saved,
+        "a checkpoint is saved with the record"
+    );
+    assert_eq!(trial_status(&mut sweeps, &sid, &a.trial_id).await.epoch, 4);
     server.stop().await;
 }
 

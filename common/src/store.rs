@@ -31,7 +31,7 @@ pub struct Store {
 }
 
 /// The kinds of store operation, as counted in [`Store::error_counts`].
-const OPS: [&str; 5] = ["put", "get", "exists", "list", "delete"];
+const OPS: [&str; 6] = ["put", "get", "exists", "list", "delete", "copy"];
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,7 +108,7 @@ impl Store {
         &self.url
     }
 
-    /// How many operations of each kind (`put`, `get`, `exists`, `list`, `delete`) have
+    /// How many operations of each kind (`put`, `get`, `exists`, `list`, `delete`, `copy`) have
     /// failed through this store or any clone of it.
     pub fn error_counts(&self) -> Vec<(&'static str, u64)> {
         OPS.iter()
@@ -188,6 +188,15 @@ impl Store {
             .map_err(|e| self.fail("list", &format!("cannot list '{prefix}'"), e))?;
         out.sort();
         Ok(out)
+    }
+
+    /// Copies `from` to `to`, replacing `to`, inside the store: S3 copies on the server and
+    /// a local folder links the file, so the bytes never pass through this process.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.inner
+            .copy(&self.path(from), &self.path(to))
+            .await
+            .map_err(|e| self.fail("copy", &format!("cannot copy '{from}' to '{to}'"), e))
     }
 
     /// Removes `key` (no error if it is already gone).
@@ -277,6 +286,39 @@ mod tests {
             s.delete("a/b.json").await.unwrap();
             s.delete("a/b.json").await.unwrap();
             assert!(!s.exists("a/b.json").await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn copy_replaces_the_destination_and_keeps_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "memory://".to_string(),
+            Store::file_url(dir.path()).unwrap(),
+        ] {
+            let s = Store::open(&url).unwrap();
+            s.put("staging/m.bin", b"new".to_vec()).await.unwrap();
+            s.put("final/m.bin", b"old".to_vec()).await.unwrap();
+            s.copy("staging/m.bin", "final/m.bin").await.unwrap();
+            // Into a folder that does not exist yet, too.
+            s.copy("staging/m.bin", "fresh/dir/m.bin").await.unwrap();
+            for k in ["final/m.bin", "fresh/dir/m.bin"] {
+                assert_eq!(
+                    s.get(k).await.unwrap().unwrap().as_ref(),
+                    b"new",
+                    "{url} {k}"
+                );
+            }
+            // Deleting the source (as clearing the staging area does) leaves the copies.
+            s.delete("staging/m.bin").await.unwrap();
+            assert_eq!(
+                s.get("final/m.bin").await.unwrap().unwrap().as_ref(),
+                b"new"
+            );
+            let e = s.copy("staging/m.bin", "final/m.bin").await.unwrap_err();
+            assert!(e.to_string().contains("cannot copy 'staging/m.bin'"), "{e}");
+            let copy_errors = s.error_counts().into_iter().find(|(op, _)| *op == "copy");
+            assert_eq!(copy_errors, Some(("copy", 1)), "{url}");
         }
     }
 

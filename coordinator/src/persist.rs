@@ -133,22 +133,16 @@ pub async fn promote(store: &Store, trial: &str, staging_prefix: &str) -> Result
             "nothing named model.safetensors is staged under '{prefix}'; upload the final artifacts there before calling Complete"
         )));
     }
-    let mut written = Vec::with_capacity(staged.len());
-    for (key, _) in &staged {
+    // Copies inside the store (no bytes through the coordinator), all at once.
+    let copies = staged.iter().map(|(key, _)| {
         let name = key.strip_prefix(&prefix).unwrap_or(key);
         let dest = match name {
             "model.safetensors" => keys::trial_model(trial),
             other => keys::trial_artifact(trial, other),
         };
-        let bytes = store.get(key).await?.ok_or_else(|| {
-            Error::Unavailable(format!(
-                "staged artifact '{key}' vanished while being promoted"
-            ))
-        })?;
-        store.put(&dest, bytes).await?;
-        written.push(dest);
-    }
-    Ok(written)
+        async move { store.copy(key, &dest).await.map(|()| dest) }
+    });
+    Ok(futures::future::try_join_all(copies).await?)
 }
 
 /// Deletes every staged file of a trial, once its record says it succeeded: the promoted

@@ -414,18 +414,17 @@ async fn complete(lease: &Lease, out: &Path, mut summary: Value) -> Result<(), F
             out.display()
         ))
     })?;
-    for (name, path) in &files {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| Failure::Transient(format!("cannot read {}: {e}", path.display())))?;
-        lease
-            .put(
-                "staging an artifact",
-                &format!("{prefix}{name}"),
-                bytes.into(),
-            )
-            .await?;
-    }
+    // All at once: against S3 each upload is mostly waiting on the network.
+    let uploads = files.iter().map(|(name, path)| {
+        let key = format!("{prefix}{name}");
+        async move {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| Failure::Transient(format!("cannot read {}: {e}", path.display())))?;
+            lease.put("staging an artifact", &key, bytes.into()).await
+        }
+    });
+    futures::future::try_join_all(uploads).await?;
     // The local folder means nothing to anyone else once this attempt is over.
     if let Some(o) = summary.as_object_mut() {
         o.remove("out");

@@ -91,13 +91,21 @@ PY
   echo "$end - $start" | bc
 }
 
-# Pairs in alternation, so that a change of load on the machine hits both sides.
+# Pairs in alternation, so that a change of load on the machine hits both sides; every
+# other pair runs the 2-worker sweep first, so that a steady drift favours neither.
 pairs=""
 for r in $(seq "$repeat"); do
-  echo "== [$r/$repeat] 8 trials (LSTM32, L=12, $epochs epochs), 1 worker on core 0" >&2
-  one=$(makespan "one-$r" 0)
-  echo "== [$r/$repeat] the same sweep, 2 workers on cores 0 and 1" >&2
-  two=$(makespan "two-$r" 0 1)
+  if (( r % 2 == 0 )); then
+    echo "== [$r/$repeat] 8 trials (LSTM32, L=12, $epochs epochs), 2 workers on cores 0 and 1" >&2
+    two=$(makespan "two-$r" 0 1)
+    echo "== [$r/$repeat] the same sweep, 1 worker on core 0" >&2
+    one=$(makespan "one-$r" 0)
+  else
+    echo "== [$r/$repeat] 8 trials (LSTM32, L=12, $epochs epochs), 1 worker on core 0" >&2
+    one=$(makespan "one-$r" 0)
+    echo "== [$r/$repeat] the same sweep, 2 workers on cores 0 and 1" >&2
+    two=$(makespan "two-$r" 0 1)
+  fi
   pairs="$pairs $one:$two:$(cat "$tmp/one-$r/cpu.txt" | tr ' ' ,):$(cat "$tmp/two-$r/cpu.txt" | tr ' ' ,)"
 done
 

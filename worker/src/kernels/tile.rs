@@ -120,25 +120,20 @@ unsafe fn run_avx2(p: &Product, c: *mut f32, c_rs: usize, acc: bool) {
         unsafe {
             let bj = b.add(j * p.b_s.0);
             let cj = c.add(j * NR);
-            let mut i = 0;
-            while i + MR <= p.m {
-                let t = Tile {
-                    k: p.k,
-                    a: a.add(i * p.a_s.0),
-                    a_s: p.a_s,
-                    b: bj,
-                    b_ks: p.b_s.1,
-                };
-                t.run::<MR>(cj.add(i * c_rs), c_rs, acc);
-                i += MR;
-            }
-            let t = Tile {
+            // Rows i.. of A against panel j.
+            let tile = |i: usize| Tile {
                 k: p.k,
                 a: a.add(i * p.a_s.0),
                 a_s: p.a_s,
                 b: bj,
                 b_ks: p.b_s.1,
             };
+            let mut i = 0;
+            while i + MR <= p.m {
+                tile(i).run::<MR>(cj.add(i * c_rs), c_rs, acc);
+                i += MR;
+            }
+            let t = tile(i);
             let ci = cj.add(i * c_rs);
             match p.m - i {
                 1 => t.run::<1>(ci, c_rs, acc),

@@ -8,11 +8,13 @@
 //! matrix product; every step's hidden state and gate activations are kept in buffers that
 //! live as long as the `Bptt`, and the backward pass adds each step's share of the
 //! recurrent weights' gradient as it goes (keeping one step's gradient with respect to the
-//! pre-activations, not the sequence's). Matrix products go through `crate::kernels::matmul` (the `gemm` crate, the one
-//! candle uses), single-threaded: at these sizes splitting them across threads loses. The
+//! pre-activations, not the sequence's). The three products a step makes with those weights
+//! live in `recurrent` (register tiles with the weights packed once a batch, or the `gemm`
+//! crate), single-threaded: at these sizes splitting them across threads loses. The
 //! per-cell steps live in `rnn`, `lstm` and `gru` (their loops compiled a second time for
-//! AVX2 and FMA, chosen at run time); `act` has the vectorisable activations; `load` moves
-//! parameters in and gradients out in `Params` order.
+//! AVX2 and FMA, chosen at run time); `act` has the vectorisable activations, `lanes` the
+//! loop helper that keeps many-array row loops vectorised; `load` moves parameters in and
+//! gradients out in `Params` order.
 
 mod act;
 mod gru;

@@ -14,7 +14,8 @@
 //! - `curves`: [`learning_curves`], [`line_chart`] and [`vae_curves`].
 //! - `confusion`: [`confusion_matrix`], a 2x2 table of counts and row percentages.
 //! - `legend`: the legend row drawn above a chart's plot area.
-//! - `map`: [`world_map_svg`] and [`world_map_png`], a choropleth of probabilities.
+//! - `map`: [`world_map_svg`] and [`world_map_png`], a choropleth of probabilities, and
+//!   [`preload`], which builds its shapes ahead of the first map.
 //! - `grid`: [`chw_to_rgb`], [`image_grid`] and [`save_png`] for VAE image sheets.
 
 mod bitmap;
@@ -34,4 +35,4 @@ pub use curves::{Curves, SeriesSpec, learning_curves, line_chart, vae_curves};
 pub use error::{Result, VizError};
 pub use grid::{chw_to_rgb, image_grid, save_png};
 pub use heatmap::heatmap;
-pub use map::{world_map_png, world_map_svg};
+pub use map::{preload, world_map_png, world_map_svg};

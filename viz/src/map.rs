@@ -71,10 +71,21 @@ fn by_code(values: &[(String, f64)]) -> HashMap<String, f64> {
         .collect()
 }
 
-/// The bundled shapes, decompressed once per process (about 0.5 M points).
-fn world() -> &'static WorldData {
-    static WORLD: OnceLock<WorldData> = OnceLock::new();
-    WORLD.get_or_init(world_data::load)
+/// Every country, projected, in drawing order: built once per process, the first time a
+/// map is drawn or [`preload`] runs. The bundled shapes (about 0.5 M points) are
+/// decompressed and projected for it and then dropped; the projected rings are a few
+/// thousand points.
+fn shapes() -> &'static [Shape] {
+    static SHAPES: OnceLock<Vec<Shape>> = OnceLock::new();
+    SHAPES.get_or_init(|| project_all(&world_data::load()))
+}
+
+/// Builds what the maps draw (the projected shapes; ~0.1 s) and registers the font now,
+/// so that the first map drawn later costs no more than the next. For servers that would
+/// rather pay it at start-up than inside the first job.
+pub fn preload() -> Result<()> {
+    shapes();
+    crate::font::ensure_registered()
 }
 
 /// Pixel of longitude `lon`, latitude `lat`; south of [`LAT_MIN`] is pressed onto the
@@ -110,7 +121,7 @@ fn ring(coords: impl IntoIterator<Item = (f32, f32)>) -> Vec<(i32, i32)> {
 /// One country ready to draw: rings in pixels, largest country first.
 struct Shape {
     /// ISO alpha-2 code.
-    code: &'static str,
+    code: String,
     /// Outer rings of every polygon.
     outer: Vec<Vec<(i32, i32)>>,
     /// Holes of every polygon (enclaves, lakes).
@@ -138,9 +149,9 @@ const TAIWAN: [(f32, f32); 14] = [
     (121.55, 25.30),
 ];
 
-/// Every country but Antarctica, projected, in drawing order.
-fn shapes() -> Vec<Shape> {
-    let mut countries: Vec<_> = world()
+/// Every country of `world` but Antarctica, projected, in drawing order.
+fn project_all(world: &WorldData) -> Vec<Shape> {
+    let mut countries: Vec<_> = world
         .countries
         .iter()
         .filter(|(code, _)| code.as_str() != "AQ")
@@ -164,14 +175,14 @@ fn shapes() -> Vec<Shape> {
             let span = |v: &[i32]| v.iter().max().unwrap_or(&0) - v.iter().min().unwrap_or(&0);
             let tiny = span(&xs) < TINY_PX && span(&ys) < TINY_PX;
             Shape {
-                code,
+                code: code.clone(),
                 outer,
                 holes,
                 tiny,
             }
         })
-        .chain((!world().countries.contains_key("TW")).then(|| Shape {
-            code: "TW",
+        .chain((!world.countries.contains_key("TW")).then(|| Shape {
+            code: "TW".to_string(),
             outer: vec![ring(TAIWAN)],
             holes: vec![],
             tiny: false,
@@ -202,10 +213,10 @@ fn draw<DB: DrawingBackend>(
     let shapes = shapes();
     let fill = |s: &Shape| {
         values
-            .get(s.code)
+            .get(&s.code)
             .map_or(colour::MISSING, |&v| colour::sequential(v))
     };
-    for s in &shapes {
+    for s in shapes {
         let style = fill(s).filled();
         for r in s.outer.iter().filter(|r| r.len() >= 3) {
             root.draw(&Polygon::new(r.clone(), style))?;
@@ -225,7 +236,7 @@ fn draw<DB: DrawingBackend>(
     }
     for s in shapes
         .iter()
-        .filter(|s| s.tiny && values.contains_key(s.code))
+        .filter(|s| s.tiny && values.contains_key(&s.code))
     {
         root.draw(&Circle::new(centre(s), 4, fill(s).filled()))?;
         root.draw(&Circle::new(centre(s), 4, border))?;

@@ -6,8 +6,9 @@
 //! training never waits on the store or the coordinator unless they fall a whole epoch
 //! behind; a refusal is seen at the next epoch's end, and the last report is awaited
 //! before Complete.
-//! A finished trial's artifacts are staged under the lease's prefix and Complete is sent;
-//! a failed one is reported with Fail, retryable unless the trial itself is at fault.
+//! A finished trial's artifacts are staged under the lease's prefix and Complete is sent
+//! (by then the slot may be training its next trial); a failed one is reported with Fail,
+//! retryable unless the trial itself is at fault.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -245,8 +246,21 @@ impl Reporter {
     }
 }
 
-/// Runs one assignment to its end and reports the result to the coordinator.
-pub async fn run(w: &Arc<Worker>, a: Assignment) -> Outcome {
+/// A trial whose training is over, waiting to be finished: its artifacts staged and
+/// Complete sent, or Fail. Finishing a trained trial is mostly waiting on the store and the
+/// coordinator, so the slot may hand it to a task of its own and lease the next trial
+/// meanwhile; the lease stays held (and heartbeated) until it is finished.
+pub struct Trained {
+    lease: Arc<Lease>,
+    /// The lease's local folder.
+    dir: PathBuf,
+    /// The summary, or why there is none.
+    result: Result<Value, Failure>,
+    span: tracing::Span,
+}
+
+/// Fetches and trains one assignment; what is left to do is [`Trained::finish`].
+pub async fn train(w: &Arc<Worker>, a: Assignment) -> Trained {
     // Inside the worker's span, so every line names both the trial and the worker.
     let span = tracing::info_span!("trial", trial = %a.trial_id);
     let lease = Arc::new(Lease {
@@ -256,19 +270,40 @@ pub async fn run(w: &Arc<Worker>, a: Assignment) -> Outcome {
         revoked: w.hold(&a.lease_id),
     });
     let dir = w.work_dir.join(&a.lease_id);
-    let outcome = async {
-        let result = attempt(&lease, &a, &dir).await;
-        finish(&lease, &dir.join("out"), result).await
+    let result = attempt(&lease, &a, &dir).instrument(span.clone()).await;
+    Trained {
+        lease,
+        dir,
+        result,
+        span,
     }
-    .instrument(span)
-    .await;
-    w.release(&a.lease_id);
-    if let Err(e) = tokio::fs::remove_dir_all(&dir).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(trial = %a.trial_id, "cannot remove {}: {e}", dir.display());
+}
+
+impl Trained {
+    /// Whether training produced a summary, so that only the upload and Complete are left.
+    pub fn succeeded(&self) -> bool {
+        self.result.is_ok()
     }
-    outcome
+
+    /// Reports the result to the coordinator, then forgets the lease and its local files.
+    pub async fn finish(self) -> Outcome {
+        let Trained {
+            lease,
+            dir,
+            result,
+            span,
+        } = self;
+        let outcome = finish(&lease, &dir.join("out"), result)
+            .instrument(span)
+            .await;
+        lease.w.release(&lease.lease);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(trial = %lease.trial, "cannot remove {}: {e}", dir.display());
+        }
+        outcome
+    }
 }
 
 /// Fetches what the trial needs and trains it; returns the summary.

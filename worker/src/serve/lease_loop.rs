@@ -1,7 +1,8 @@
 //! The worker's conversation with the coordinator: register (again whenever the
 //! coordinator has forgotten us), send a heartbeat every interval the coordinator asked
 //! for with the leases held (stopping the trials of revoked ones), and in each slot ask for
-//! a lease, run it, and ask again, pausing while there is no work. Every call is retried
+//! a lease, run it, and ask again, pausing while there is no work. A slot leases its next
+//! trial as soon as the last one is trained, while that one's upload and Complete go on. Every call is retried
 //! through coordinator restarts; the loop ends when shutdown is requested and every slot
 //! has handed back or finished its trial.
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use candle_core::Device;
+use tokio::task::JoinHandle;
 use tonic::Code;
 use tracing::Instrument;
 use wick_common::store::Store;
@@ -221,6 +223,8 @@ impl Worker {
     /// [`LEASE_WAIT`]), run it, repeat until the worker stops.
     async fn slot(self: Arc<Self>, slot: usize) {
         let mut backoff = self.poll;
+        // The previous trial's completion, still in flight.
+        let mut finishing: Option<JoinHandle<Outcome>> = None;
         while !self.stop.is_triggered() {
             let worker_id = self.worker_id();
             let limits = Limits {
@@ -257,15 +261,26 @@ impl Worker {
                     tracing::info!(slot, trial = %a.trial_id, attempt = a.attempt, "leased a trial");
                     self.metrics.leases.inc();
                     self.metrics.running.inc();
-                    let outcome = attempt::run(&self, a).await;
-                    self.metrics.running.dec();
-                    if outcome == Outcome::HandedBack && !self.stop.is_triggered() {
-                        // The store or the coordinator is struggling: give it time before
-                        // taking more work that would likely fail the same way.
-                        self.pause(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let trained = attempt::train(&self, a).await;
+                    // One trial finishing per slot: a store or coordinator that cannot keep
+                    // up holds the slot back instead of piling up trained trials.
+                    if let Some(f) = finishing.take() {
+                        self.settle(finished(f).await, &mut backoff).await;
+                    }
+                    if trained.succeeded() {
+                        // Upload and Complete are waits, not work: run them while the slot
+                        // leases and trains its next trial.
+                        let w = self.clone();
+                        let finish = async move {
+                            let outcome = trained.finish().await;
+                            w.metrics.running.dec();
+                            outcome
+                        };
+                        finishing = Some(tokio::spawn(finish.in_current_span()));
                     } else {
-                        backoff = self.poll;
+                        let outcome = trained.finish().await;
+                        self.metrics.running.dec();
+                        self.settle(outcome, &mut backoff).await;
                     }
                 }
                 Err(RetryError::Stopped(_)) => break,
@@ -285,7 +300,32 @@ impl Worker {
                 }
             }
         }
+        // A stopping worker still finishes what it trained (or hands it back).
+        if let Some(f) = finishing {
+            finished(f).await;
+        }
     }
+
+    /// After an attempt's outcome: a hand-back means the store or the coordinator is
+    /// struggling, so give it time before taking more work that would likely fail the same
+    /// way (doubling the pause each time); anything else resets the pause.
+    async fn settle(&self, outcome: Outcome, backoff: &mut Duration) {
+        if outcome == Outcome::HandedBack && !self.stop.is_triggered() {
+            self.pause(*backoff).await;
+            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        } else {
+            *backoff = self.poll;
+        }
+    }
+}
+
+/// The outcome of a completion task; one that panicked counts as handed back (its lease
+/// runs out and the coordinator queues the trial again).
+async fn finished(f: JoinHandle<Outcome>) -> Outcome {
+    f.await.unwrap_or_else(|e| {
+        tracing::error!("finishing a trial crashed: {e}");
+        Outcome::HandedBack
+    })
 }
 
 /// Registers, then runs the slots and the heartbeats until the worker stops.

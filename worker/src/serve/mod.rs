@@ -329,6 +329,13 @@ async fn run_in_span(
             .in_current_span(),
         );
     }
+    // The map's shapes are built before the worker listens or takes work, so a trial's
+    // artifacts cost the same whether or not it is this worker's first.
+    match tokio::task::spawn_blocking(wick_viz::preload).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("cannot prepare the plots: {e}"),
+        Err(e) => tracing::warn!("preparing the plots crashed: {e}"),
+    }
     let mut tasks = Vec::new();
     if let Some(addr) = config.metrics_listen {
         let listener = wick_service::metrics::bind(addr).await?;

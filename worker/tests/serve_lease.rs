@@ -3,14 +3,14 @@
 //! re-leased with a checkpoint resumes from it with the numbers of an uninterrupted run;
 //! a refused report or a revoked lease stops the trial silently; a forgotten worker
 //! registers again; shutdown hands the running trial back; a trial's own error is not
-//! retried. The inference server answers over gRPC with health SERVING.
+//! retried; a slot trains its next trial while the last one's Complete is in flight. The inference server answers over gRPC with health SERVING.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use wick_common::store::{Store, keys};
@@ -48,6 +48,9 @@ struct Fake {
     forget_worker: AtomicBool,
     /// Fired at the first progress report.
     on_progress: Mutex<Option<oneshot::Sender<()>>>,
+    /// While set, each Complete is recorded and then answered only once this says `true`
+    /// (a slow coordinator).
+    hold_completes: Mutex<Option<watch::Receiver<bool>>>,
 }
 
 impl Fake {
@@ -146,6 +149,10 @@ impl Work for FakeWork {
         r: Request<CompleteParams>,
     ) -> Result<Response<CompleteResult>, Status> {
         self.0.record(Call::Complete(r.into_inner()));
+        let gate = self.0.hold_completes.lock().unwrap().clone();
+        if let Some(mut open) = gate {
+            let _ = open.wait_for(|open| *open).await;
+        }
         Ok(Response::new(CompleteResult {}))
     }
     async fn fail(&self, r: Request<FailParams>) -> Result<Response<FailResult>, Status> {
@@ -426,6 +433,50 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
         .into_inner();
     assert_eq!(r.forecasts[0].country, "Germany");
 
+    rig.shutdown().await;
+}
+
+/// A slot leases and trains its next trial while the last one's Complete waits on the
+/// coordinator, and heartbeats both leases meanwhile; both complete once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_trial_trains_while_the_last_one_completes() {
+    let fake = Arc::new(Fake::default());
+    let (open, gate) = watch::channel(false);
+    *fake.hold_completes.lock().unwrap() = Some(gate);
+    for (trial, lease) in [("t-a", "l-1"), ("t-b", "l-2")] {
+        let a = assignment(trial, lease, &serve_support::covid_cfg(2), "");
+        fake.queue.lock().unwrap().push_back(a);
+    }
+    let mut rig = rig(fake.clone(), false).await;
+    wait_for(
+        &fake,
+        "the second trial to report while the first completes",
+        |f| completed(f, "l-1").is_some() && !f.progress("l-2").is_empty(),
+    )
+    .await;
+    let both = |f: &Fake| {
+        f.calls().iter().any(|c| {
+            matches!(c, Call::Heartbeat(ids)
+                if ids.iter().any(|i| i == "l-1") && ids.iter().any(|i| i == "l-2"))
+        })
+    };
+    wait_for(&fake, "a heartbeat that holds both leases", both).await;
+    assert!(
+        !released(&fake, "l-1"),
+        "l-1 was let go before its Complete was answered"
+    );
+
+    open.send(true).unwrap();
+    wait_for(&fake, "the second trial to complete", |f| {
+        completed(f, "l-2").is_some()
+    })
+    .await;
+    wait_for(&fake, "both leases to be let go", |f| {
+        released(f, "l-1") && released(f, "l-2")
+    })
+    .await;
+    assert_eq!(fake.ends("l-1").len(), 1, "{:#?}", fake.ends("l-1"));
+    assert_eq!(fake.ends("l-2").len(), 1, "{:#?}", fake.ends("l-2"));
     rig.shutdown().await;
 }
 

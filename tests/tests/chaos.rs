@@ -20,11 +20,11 @@ const MAX_KILLS: usize = 6;
 /// Seeds of the sweep: one trial each.
 const SEEDS: usize = 12;
 /// Epochs per trial: enough that a kill usually lands in the middle of one.
-const EPOCHS: &str = "16";
+const EPOCHS: &str = "24";
 
 /// The trial's hyperparameters, but the seed.
 const TRIAL: [&str; 8] = [
-    "--cell", "rnn", "--hidden", "8", "--l", "12", "--epochs", EPOCHS,
+    "--cell", "rnn", "--hidden", "32", "--l", "12", "--epochs", EPOCHS,
 ];
 
 /// SplitMix64: a small, seedable generator, so a failing schedule can be replayed.

@@ -293,6 +293,9 @@ impl Trained {
             result,
             span,
         } = self;
+        if result.is_ok() {
+            lease.w.completing(&lease.lease);
+        }
         let outcome = finish(&lease, &dir.join("out"), result)
             .instrument(span)
             .await;

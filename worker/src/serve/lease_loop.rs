@@ -6,7 +6,7 @@
 //! through coordinator restarts; the loop ends when shutdown is requested and every slot
 //! has handed back or finished its trial.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -76,6 +76,9 @@ pub struct State {
     pub lease_ttl: Duration,
     /// Held leases, each with the switch that stops its trial when it is revoked.
     pub leases: HashMap<String, Shutdown>,
+    /// Held leases whose trial is trained and whose Complete is being sent: a heartbeat
+    /// that crosses an accepted Complete finds them ended, which is no news.
+    pub completing: HashSet<String>,
 }
 
 impl Default for State {
@@ -85,6 +88,7 @@ impl Default for State {
             heartbeat: DEFAULT_HEARTBEAT,
             lease_ttl: DEFAULT_LEASE_TTL,
             leases: HashMap::new(),
+            completing: HashSet::new(),
         }
     }
 }
@@ -113,9 +117,16 @@ impl Worker {
             .clone()
     }
 
+    /// Notes that a held lease's trial is trained and its Complete is on the way.
+    pub fn completing(&self, lease_id: &str) {
+        self.state().completing.insert(lease_id.to_string());
+    }
+
     /// Forgets a lease that ended.
     pub fn release(&self, lease_id: &str) {
-        self.state().leases.remove(lease_id);
+        let mut st = self.state();
+        st.leases.remove(lease_id);
+        st.completing.remove(lease_id);
     }
 
     /// Registers, retrying until the coordinator answers; `Ok(false)` when the worker was
@@ -194,10 +205,18 @@ impl Worker {
             {
                 Ok(r) => {
                     for id in r.into_inner().revoked {
-                        if let Some(s) = self.state().leases.get(&id) {
+                        let st = self.state();
+                        let Some(s) = st.leases.get(&id) else {
+                            continue;
+                        };
+                        if st.completing.contains(&id) {
+                            // Most likely its Complete was accepted while this heartbeat
+                            // was on the way; if not, the Complete is refused and says so.
+                            tracing::debug!(lease = %id, "the coordinator ended a lease whose trial is completing");
+                        } else {
                             tracing::warn!(lease = %id, "the coordinator revoked a lease; stopping its trial");
-                            s.trigger();
                         }
+                        s.trigger();
                     }
                 }
                 Err(s) if s.code() == Code::NotFound => {

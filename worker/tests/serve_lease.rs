@@ -338,7 +338,7 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
     fake.queue
         .lock()
         .unwrap()
-        .push_back(assignment("t-b", "l-2", &cfg4, resume));
+        .push_back(assignment("t-a", "l-2", &cfg4, resume));
     wait_for(&fake, "the resumed trial to complete", |f| {
         completed(f, "l-2").is_some()
     })
@@ -350,6 +350,11 @@ async fn a_trial_reports_every_epoch_completes_and_resumes_from_its_checkpoint()
             .map(|p| (p.epoch, p.resumed_from_epoch))
             .collect::<Vec<_>>(),
         [(3, 2), (4, 2)]
+    );
+    // The earlier lease's checkpoint went once this lease's first one was accepted.
+    assert_eq!(
+        rig.keys("trials/t-a/ckpt/").await,
+        ["trials/t-a/ckpt/l-2/epoch-4.safetensors"]
     );
     let summary: serde_json::Value =
         serde_json::from_str(&completed(&fake, "l-2").unwrap().summary_json).unwrap();

@@ -349,11 +349,15 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
     let ckpt = CkptDir::open(&ckpt_dir, KEEP_LOCAL_CKPTS)
         .map_err(|e| Failure::Transient(format!("{e:#}")))?
         .every(w.checkpoint_every);
+    // The checkpoint this attempt resumes from was an earlier lease's: it is deleted like
+    // this lease's own older ones once a newer one is accepted (a dead worker's garbage).
+    let resumed = staging::earlier_ckpt(&lease.trial, &lease.lease, &a.resume_checkpoint)
+        .then(|| a.resume_checkpoint.clone());
     let mut reporter = Reporter {
         lease: lease.clone(),
         handle: Handle::current(),
         pending: None,
-        last: None,
+        last: resumed,
     };
     let device = w.device.clone();
     let span = tracing::Span::current();

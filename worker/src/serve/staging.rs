@@ -13,6 +13,17 @@ pub fn ckpt_key(trial: &str, lease: &str, epoch: usize) -> String {
     format!("trials/{trial}/ckpt/{lease}/epoch-{epoch}.safetensors")
 }
 
+/// Whether `key` is a checkpoint an earlier lease of `trial` wrote: once this lease's own
+/// checkpoint is accepted, the coordinator resumes from that instead, and nobody reads the
+/// earlier one again.
+pub fn earlier_ckpt(trial: &str, lease: &str, key: &str) -> bool {
+    let rest = key.strip_prefix(&format!("trials/{trial}/ckpt/"));
+    rest.and_then(|r| r.split_once('/'))
+        .is_some_and(|(l, file)| {
+            l != lease && !l.is_empty() && !file.contains('/') && ckpt_file_name(file).is_some()
+        })
+}
+
 /// `trials/<id>/staging/<lease>/`: the final artifacts before the coordinator promotes them.
 pub fn staging_prefix(trial: &str, lease: &str) -> String {
     format!("trials/{trial}/staging/{lease}/")
@@ -100,6 +111,22 @@ mod tests {
             Some("epoch-12.safetensors")
         );
         assert_eq!(ckpt_file_name("trials/t/ckpt/l/model.safetensors"), None);
+    }
+
+    #[test]
+    fn only_an_earlier_lease_checkpoint_of_the_same_trial_is_garbage_later() {
+        assert!(earlier_ckpt("t", "l-2", &ckpt_key("t", "l-1", 3)));
+        for key in [
+            ckpt_key("t", "l-2", 3),                      // this lease's own
+            ckpt_key("u", "l-1", 3),                      // another trial's
+            "trials/t/ckpt/l-1/model.safetensors".into(), // not a checkpoint
+            "trials/t/ckpt/l-1/x/epoch-3.safetensors".into(),
+            "trials/t/ckpt//epoch-3.safetensors".into(),
+            "trials/t/model.safetensors".into(),
+            String::new(),
+        ] {
+            assert!(!earlier_ckpt("t", "l-2", &key), "{key}");
+        }
     }
 
     #[tokio::test]

@@ -139,6 +139,9 @@ pub fn write_all(
     Ok(files)
 }
 
+/// Title of the correlation heatmap.
+const HEATMAP_TITLE: &str = "Pearson correlation of daily new cases";
+
 /// The last correlation heatmap drawn in this process and what it was drawn from.
 struct Drawn {
     names: Vec<String>,
@@ -166,12 +169,7 @@ fn correlation_heatmap(path: &Path, table: &CaseTable, data: &CovidData) -> Resu
         return std::fs::write(path, &d.png)
             .with_context(|| format!("cannot write {}", path.display()));
     }
-    wick_viz::heatmap(
-        path,
-        &table.names,
-        &data.corr,
-        "Pearson correlation of daily new cases",
-    )?;
+    wick_viz::heatmap(path, &table.names, &data.corr, HEATMAP_TITLE)?;
     let png =
         std::fs::read(path).with_context(|| format!("cannot read back {}", path.display()))?;
     *last = Some(Drawn {
@@ -221,13 +219,7 @@ mod tests {
         let path = |n: &str| dir.path().join(n);
         let read = |n: &str| std::fs::read(path(n)).unwrap();
         let fresh = |n: &str, (t, d): &(CaseTable, CovidData)| {
-            wick_viz::heatmap(
-                &path(n),
-                &t.names,
-                &d.corr,
-                "Pearson correlation of daily new cases",
-            )
-            .unwrap();
+            wick_viz::heatmap(&path(n), &t.names, &d.corr, HEATMAP_TITLE).unwrap();
         };
         let (a, b) = (data(0), data(3));
         assert_ne!(a.1.corr, b.1.corr, "the two datasets must differ");

@@ -2,9 +2,9 @@
 //! coordinator has forgotten us), send a heartbeat every interval the coordinator asked
 //! for with the leases held (stopping the trials of revoked ones), and in each slot ask for
 //! a lease, run it, and ask again, pausing while there is no work. A slot leases its next
-//! trial as soon as the last one is trained, while that one's upload and Complete go on. Every call is retried
-//! through coordinator restarts; the loop ends when shutdown is requested and every slot
-//! has handed back or finished its trial.
+//! trial as soon as the last one is trained, while that one's upload and Complete go on.
+//! Every call is retried through coordinator restarts; the loop ends when shutdown is
+//! requested and every slot has handed back or finished its trial.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 //! re-leased with a checkpoint resumes from it with the numbers of an uninterrupted run;
 //! a refused report or a revoked lease stops the trial silently; a forgotten worker
 //! registers again; shutdown hands the running trial back; a trial's own error is not
-//! retried; a slot trains its next trial while the last one's Complete is in flight. The inference server answers over gRPC with health SERVING.
+//! retried; a slot trains its next trial while the last one's Complete is in flight. The
+//! inference server answers over gRPC with health SERVING.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -19,9 +19,7 @@ pub fn ckpt_key(trial: &str, lease: &str, epoch: usize) -> String {
 pub fn earlier_ckpt(trial: &str, lease: &str, key: &str) -> bool {
     let rest = key.strip_prefix(&format!("trials/{trial}/ckpt/"));
     rest.and_then(|r| r.split_once('/'))
-        .is_some_and(|(l, file)| {
-            l != lease && !l.is_empty() && !file.contains('/') && ckpt_file_name(file).is_some()
-        })
+        .is_some_and(|(l, file)| l != lease && !l.is_empty() && ckpt_file_name(file) == Some(file))
 }
 
 /// `trials/<id>/staging/<lease>/`: the final artifacts before the coordinator promotes them.

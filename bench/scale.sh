@@ -9,8 +9,9 @@
 #
 # Usage (from a clone, after `cargo build --release`):   bench/scale.sh
 # Settings (environment): WICK_BIN (target/release), WICK_DATA (../shared/data),
-#   EPOCHS (15, per trial of the makespan sweep), REPEAT (3 pairs of sweeps, 1 then 2
-#   workers; the median ratio is the result), TRIALS (100, for the overhead probe),
+#   EPOCHS (15, per trial of the makespan sweep), REPEAT (10 pairs of sweeps, 1 then 2
+#   workers; the median ratio is the result, with a bootstrap 90 % interval: on a shared
+#   host single pairs range over ±0.1), TRIALS (100, for the overhead probe),
 #   KEEP (set: keep the scratch folder with every process's log)
 set -euo pipefail
 
@@ -18,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${WICK_BIN:-$root/target/release}
 data=$(realpath "${WICK_DATA:-$root/../shared/data}")
 epochs=${EPOCHS:-15}
-repeat=${REPEAT:-3}
+repeat=${REPEAT:-10}
 probe_trials=${TRIALS:-100}
 for b in coordinator worker client overhead; do
   [ -x "$bin/$b" ] || { echo "scale.sh: $bin/$b is missing; build first: cargo build --release" >&2; exit 2; }
@@ -118,7 +119,7 @@ seeds=$(seq -s, 0 $((probe_trials - 1)))
 stop_all
 
 python3 - "$tmp/probe.json" $pairs <<'PY'
-import json, statistics, sys
+import json, random, statistics, sys
 probe = json.load(open(sys.argv[1]))
 runs = []
 for p in sys.argv[2:]:
@@ -128,11 +129,34 @@ print("| run | makespan, 1 worker | makespan, 2 workers | ratio | CPU s, coordin
 print("|---|---|---|---|---|")
 for i, (one, two, c1, c2) in enumerate(runs, 1):
     print(f"| {i} | {one:.2f} s | {two:.2f} s | {two / one:.3f} | {c1[0]} / {' + '.join(c1[1:])}; {c2[0]} / {' + '.join(c2[1:])} |")
-ratio = statistics.median(two / one for one, two, _, _ in runs)
+ratios = [two / one for one, two, _, _ in runs]
+ratio = statistics.median(ratios)
+# How sure the median is: the 5th and 95th percentiles of the medians of 2,000 resamples
+# of the pairs (seeded, so a table reprints the same).
+rng = random.Random(0)
+boot = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
+# The ratio splits exactly into two factors (per pair, reported as medians):
+#   ratio = 0.5 × inflation × busy(1 worker) / busy(2 workers)
+# inflation: the workers' CPU seconds with 2 workers over those with 1, for the same trials
+#   (cores slowing each other down, work a worker repeats once per process);
+# busy: the workers' CPU seconds over the cores they were given × the makespan (what is
+#   left: waiting for the sweep to start and end, a worker out of trials while the other
+#   finishes, the unpinned coordinator and client taking the cores).
+def cpu(xs):
+    return sum(float(x) for x in xs[1:])
+inflation = statistics.median(cpu(c2) / cpu(c1) for _, _, c1, c2 in runs)
+busy1 = statistics.median(cpu(c1) / one for one, _, c1, _ in runs)
+busy2 = statistics.median(cpu(c2) / (2 * two) for _, two, _, c2 in runs)
 print()
 print("| measure | value |")
 print("|---|---|")
-print(f"| median ratio 2 workers / 1 worker, {len(runs)} pairs | **{ratio:.3f}** (target ≤ 0.55) |")
+print(f"| median ratio 2 workers / 1 worker, {len(runs)} pairs | **{ratio:.3f}** (target ≤ 0.55; "
+      f"90 % interval {boot[100]:.3f}–{boot[1899]:.3f}, range {min(ratios):.3f}–{max(ratios):.3f}) |")
+print(f"| median makespan, 1 worker / 2 workers | "
+      f"{statistics.median(r[0] for r in runs):.2f} s / {statistics.median(r[1] for r in runs):.2f} s |")
+print(f"| &nbsp;&nbsp;workers' CPU seconds, 2 workers / 1 worker (median) | {inflation:.3f} |")
+print(f"| &nbsp;&nbsp;workers busy: 1 worker; 2 workers (CPU s / cores × makespan, median) | "
+      f"{busy1:.3f}; {busy2:.3f} |")
 print(f"| coordinator overhead per trial (lease + progress + complete, p50 / p99) | "
       f"**{probe['rpcs_total']['p50_ms']:.2f}** / {probe['rpcs_total']['p99_ms']:.2f} ms (target < 20 ms) |")
 for k in ("lease", "progress", "complete", "staging_write"):

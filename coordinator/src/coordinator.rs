@@ -58,6 +58,40 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The epochs one report brings, oldest first: its `earlier` ones, each as a report of
+/// its own without a checkpoint, then `epoch` itself. Refuses a batch out of order, so
+/// that no epoch is recorded after a later one.
+fn epochs_of(p: &ProgressParams) -> Result<Vec<ProgressParams>> {
+    let last = ProgressParams {
+        earlier: Vec::new(),
+        ..p.clone()
+    };
+    let mut rows: Vec<ProgressParams> = p
+        .earlier
+        .iter()
+        .map(|e| ProgressParams {
+            epoch: e.epoch,
+            metrics_json: e.metrics_json.clone(),
+            checkpoint_key: String::new(),
+            ..last.clone()
+        })
+        .collect();
+    if let Some(w) = rows.windows(2).find(|w| w[0].epoch >= w[1].epoch) {
+        return Err(Error::InvalidArgument(format!(
+            "the earlier epochs of trial {}'s report are out of order ({} before {}); send them oldest first",
+            p.trial_id, w[0].epoch, w[1].epoch
+        )));
+    }
+    if let Some(e) = rows.last().filter(|e| e.epoch >= p.epoch) {
+        return Err(Error::InvalidArgument(format!(
+            "earlier epoch {} of trial {}'s report is not before its epoch {}",
+            e.epoch, p.trial_id, p.epoch
+        )));
+    }
+    rows.push(last);
+    Ok(rows)
+}
+
 /// A random hex token for lease and worker ids: unguessable, so a worker cannot forge
 /// another's lease by accident.
 fn token(prefix: &str) -> String {
@@ -313,20 +347,49 @@ impl Coordinator {
             .heartbeat(worker_id, lease_ids, Instant::now())
     }
 
-    /// Records one epoch under a valid lease; returns the reason when the sweep's
-    /// early-stopping policy stopped the trial with it.
+    /// Records the epochs of one report under a valid lease (a worker may batch several,
+    /// see [`epochs_of`]); returns the reason when the sweep's early-stopping policy
+    /// stopped the trial at one of them (later ones are then dropped).
     pub async fn progress(&self, p: &ProgressParams) -> Result<Option<String>> {
+        let rows = epochs_of(p)?;
         let mut st = self.lock().await;
-        let (change, metrics) = st.progress(p, Instant::now()).inspect_err(|e| {
+        let now = Instant::now();
+        let refused = |e: &Error| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
-        })?;
+        };
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for (i, row) in rows.iter().enumerate() {
+            let (change, metrics) = st.progress(row, now).inspect_err(refused)?;
+            let seconds = metrics.get("seconds").and_then(|s| s.as_f64());
+            self.metrics
+                .epochs
+                .record(change.trial.config.task(), seconds);
+            lines.push((row.epoch, metrics));
+            if i + 1 == rows.len() || change.kind != EventKind::Epoch {
+                last = Some(change);
+                break;
+            }
+            // An earlier epoch of a batch is applied at once, so that the next one's
+            // early-stopping check sees its score; its metrics line is written with the
+            // batch's. What a restart needs (the first report of a resumed attempt) is
+            // saved before it is applied, as for a report of its own.
+            if change
+                .trial
+                .record
+                .differs_beyond_progress(&st.trial(&p.trial_id)?.record)
+            {
+                persist::save_trial(&self.store, &change.trial.record).await?;
+            }
+            self.commit(&mut st, vec![change]);
+        }
+        let change = last.expect("a report has at least one epoch");
         let remembered = self.metrics_log(&p.trial_id, None);
-        let log = persist::append_metrics(&self.store, &p.trial_id, p.epoch, &metrics, remembered)
-            .await?;
+        let log = persist::append_metrics(&self.store, &p.trial_id, &lines, remembered).await?;
         // The record is rewritten only when something a restart needs changes (a
         // checkpoint, a resume, a stop), not for each epoch's count and latest metrics,
-        // which metrics.jsonl keeps: one store write per epoch instead of two. A restarted
-        // coordinator shows the last saved epoch until the trial's next report.
+        // which metrics.jsonl keeps: one store write per report instead of two. A
+        // restarted coordinator shows the last saved epoch until the trial's next report.
         if change
             .trial
             .record
@@ -337,13 +400,9 @@ impl Coordinator {
         if change.kind == EventKind::Epoch {
             self.metrics_log(&p.trial_id, Some(log));
         }
-        let seconds = metrics.get("seconds").and_then(|s| s.as_f64());
-        self.metrics
-            .epochs
-            .record(change.trial.config.task(), seconds);
         let stopped = (change.kind == EventKind::StoppedEarly).then(|| {
             let r = &change.trial.record;
-            tracing::info!(trial = %r.trial_id, worker = %r.worker, epoch = p.epoch, "trial stopped early: {}", r.message);
+            tracing::info!(trial = %r.trial_id, worker = %r.worker, epoch = r.epoch, "trial stopped early: {}", r.message);
             r.message.clone()
         });
         self.commit(&mut st, vec![change]);

@@ -72,15 +72,15 @@ fn data_key(trial: &str) -> String {
     format!("{}data.json", keys::trial_dir(trial))
 }
 
-/// Appends one epoch's metrics to `metrics.jsonl`. Lines of that epoch or later are
-/// dropped first: a resumed attempt repeats the epochs after its checkpoint, and the file
-/// keeps one line per epoch. `current` is the file's content when the caller remembers it
-/// (saving a read per epoch); returns the new content.
+/// Appends epochs' metrics (`rows`: epoch and metrics, ascending) to `metrics.jsonl` in
+/// one write. Lines of the first row's epoch or later are dropped first: a resumed attempt
+/// repeats the epochs after its checkpoint, and the file keeps one line per epoch.
+/// `current` is the file's content when the caller remembers it (saving a read per
+/// report); returns the new content.
 pub async fn append_metrics(
     store: &Store,
     trial: &str,
-    epoch: u32,
-    metrics: &serde_json::Value,
+    rows: &[(u32, serde_json::Value)],
     current: Option<Vec<u8>>,
 ) -> Result<Vec<u8>> {
     let key = keys::trial_metrics(trial);
@@ -88,24 +88,27 @@ pub async fn append_metrics(
         Some(c) => c,
         None => store.get(&key).await?.unwrap_or_default().to_vec(),
     };
-    let mut out = Vec::with_capacity(old.len() + 256);
+    let first = rows.first().map_or(u32::MAX, |(e, _)| *e);
+    let mut out = Vec::with_capacity(old.len() + 256 * rows.len());
     for line in String::from_utf8_lossy(&old).lines() {
         let e = serde_json::from_str::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v.get("epoch").and_then(|e| e.as_u64()));
-        if e.is_some_and(|e| e < u64::from(epoch)) {
+        if e.is_some_and(|e| e < u64::from(first)) {
             out.extend_from_slice(line.as_bytes());
             out.push(b'\n');
         }
     }
-    let mut line = metrics.clone();
-    if let Some(obj) = line.as_object_mut() {
-        obj.insert("epoch".into(), epoch.into());
-    } else {
-        line = serde_json::json!({ "epoch": epoch, "metrics": line });
+    for (epoch, metrics) in rows {
+        let mut line = metrics.clone();
+        if let Some(obj) = line.as_object_mut() {
+            obj.insert("epoch".into(), (*epoch).into());
+        } else {
+            line = serde_json::json!({ "epoch": epoch, "metrics": line });
+        }
+        out.extend_from_slice(line.to_string().as_bytes());
+        out.push(b'\n');
     }
-    out.extend_from_slice(line.to_string().as_bytes());
-    out.push(b'\n');
     store.put(&key, out.clone()).await?;
     Ok(out)
 }
@@ -241,11 +244,16 @@ mod tests {
         let store = Store::open("memory://").unwrap();
         // Read from the store, and from the remembered content: the same file.
         let mut current = None;
-        for (i, e) in [1, 2, 3, 2, 3].into_iter().enumerate() {
+        // Single epochs, a resume that repeats epochs 2 and 3, and a batch of two.
+        let reports: [&[u32]; 6] = [&[1], &[2], &[3], &[2], &[3], &[4, 5]];
+        for (i, epochs) in reports.into_iter().enumerate() {
             let remembered = current.take().filter(|_| i % 2 == 1);
-            let m = serde_json::json!({ "loss": e });
+            let rows: Vec<_> = epochs
+                .iter()
+                .map(|&e| (e, serde_json::json!({ "loss": e })))
+                .collect();
             current = Some(
-                append_metrics(&store, "t-1", e, &m, remembered)
+                append_metrics(&store, "t-1", &rows, remembered)
                     .await
                     .unwrap(),
             );
@@ -264,7 +272,7 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        assert_eq!(epochs, [1, 2, 3]);
+        assert_eq!(epochs, [1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]

@@ -9,8 +9,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
+use wick_common::store::keys;
 use wick_common::trial::TrialConfig;
-use wick_proto::v1::{Assignment, LeaseParams, SubmitSweepParams, SweepSpec};
+use wick_proto::v1::{Assignment, EpochMetrics, LeaseParams, SubmitSweepParams, SweepSpec};
 
 const EPOCHS: u32 = 9;
 
@@ -234,5 +235,63 @@ async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
     );
     let t = trial_status(&mut sweeps, &submitted.sweep_id, &weak.trial_id).await;
     assert_eq!(t.state, "stopped_early", "{t:?}");
+    server.stop().await;
+}
+
+/// A batched report is judged epoch by epoch: a trial below the median at epoch 2 is
+/// stopped there even when epochs 3 and 4 came in the same report, and only what it
+/// trained up to the stop is recorded.
+#[tokio::test]
+async fn a_batched_report_is_stopped_at_the_epoch_that_fell_below() {
+    let (_dir, url, store) = temp_store();
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let submitted = sweeps
+        .submit_sweep(SubmitSweepParams {
+            spec: Some(covid_spec(&[5, 4, 3], "median")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let w = register(&mut work, "w", "").await;
+    let mut leases: HashMap<usize, Assignment> = HashMap::new();
+    for _ in 0..3 {
+        let a = lease(&mut work, &w).await;
+        leases.insert(hidden_of(&a), a);
+    }
+    let metrics = |a: &Assignment| {
+        let acc = 0.5 + 0.02 * hidden_of(a) as f64;
+        format!(r#"{{"test_acc":{acc}}}"#)
+    };
+    for h in [5, 4] {
+        for e in 1..=4 {
+            let mut p = progress(&leases[&h], e);
+            p.metrics_json = metrics(&leases[&h]);
+            assert!(!work.report_progress(p).await.unwrap().into_inner().stop);
+        }
+    }
+    let weak = &leases[&3];
+    let mut p = progress(weak, 4);
+    p.metrics_json = metrics(weak);
+    p.earlier = (1..4)
+        .map(|epoch| EpochMetrics {
+            epoch,
+            metrics_json: metrics(weak),
+        })
+        .collect();
+    let answer = work.report_progress(p).await.unwrap().into_inner();
+    assert!(
+        answer.stop,
+        "below both other trials from epoch 2, yet not stopped"
+    );
+    assert!(answer.reason.contains("epoch 2"), "{}", answer.reason);
+    let t = trial_status(&mut sweeps, &submitted.sweep_id, &weak.trial_id).await;
+    assert_eq!((t.state.as_str(), t.epoch), ("stopped_early", 2), "{t:?}");
+    let lines = store
+        .get(&keys::trial_metrics(&weak.trial_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&lines).lines().count(), 2);
     server.stop().await;
 }

@@ -9,8 +9,8 @@ use common::*;
 use tonic::Code;
 use wick_common::store::keys;
 use wick_proto::v1::{
-    BestTrialParams, FailParams, HeartbeatParams, LeaseParams, SubmitSweepParams, SweepEvent,
-    WatchSweepParams,
+    BestTrialParams, EpochMetrics, FailParams, HeartbeatParams, LeaseParams, SubmitSweepParams,
+    SweepEvent, WatchSweepParams,
 };
 
 /// Collects a watch stream until it ends.
@@ -384,5 +384,83 @@ async fn a_waiting_lease_call_gets_the_trial_of_a_sweep_submitted_meanwhile() {
     let got = ask.await.unwrap().unwrap().into_inner();
     let a = got.assignment.expect("the waiting call got the new trial");
     assert_eq!(submitted.trial_ids, vec![a.trial_id]);
+    server.stop().await;
+}
+
+/// A report may bring several epochs (a worker batches short ones): each is recorded in
+/// order, with one metrics line and one watch event each, and a batch out of order is
+/// refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_report_records_every_epoch_in_order() {
+    let (_dir, url, store) = temp_store();
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let submitted = sweeps
+        .submit_sweep(SubmitSweepParams {
+            spec: Some(spec(&[12], &[], 6)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = collect(
+        sweeps
+            .watch_sweep(WatchSweepParams {
+                sweep_id: submitted.sweep_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let w = register(&mut work, "w1", "").await;
+    let a = lease(&mut work, &w).await;
+    let row = |epoch: u32| EpochMetrics {
+        epoch,
+        metrics_json: format!(r#"{{"test_acc":0.{epoch}}}"#),
+    };
+    let mut p = progress(&a, 4);
+    p.earlier = vec![row(1), row(3), row(2)];
+    let e = work.report_progress(p.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("out of order"), "{e:?}");
+    p.earlier = vec![row(1), row(2), row(3)];
+    assert!(!work.report_progress(p).await.unwrap().into_inner().stop);
+
+    let t = trial_status(&mut sweeps, &submitted.sweep_id, &a.trial_id).await;
+    assert_eq!(t.epoch, 4);
+    let metrics = store
+        .get(&keys::trial_metrics(&a.trial_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&metrics)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, [1, 2, 3, 4]);
+    assert_eq!(lines[1]["test_acc"], 0.2, "{lines:?}");
+
+    // The next report, one epoch alone, appends to the batch's lines.
+    work.report_progress(progress(&a, 5)).await.unwrap();
+    let metrics = store
+        .get(&keys::trial_metrics(&a.trial_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&metrics).lines().count(), 5);
+    work.report_progress(progress(&a, 6)).await.unwrap();
+    let done = complete_params(&store, &a, r#"{"best_test_acc":0.6}"#, b"w").await;
+    work.complete(done).await.unwrap();
+    let events = events.await.unwrap();
+    let epochs = kinds(&events, &a.trial_id)
+        .iter()
+        .filter(|k| *k == "epoch")
+        .count();
+    assert_eq!(
+        epochs,
+        6,
+        "one event per epoch: {:?}",
+        kinds(&events, &a.trial_id)
+    );
     server.stop().await;
 }

@@ -170,12 +170,17 @@ struct Rig {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-/// A rig whose worker checkpoints after every epoch.
+/// A rig whose worker checkpoints, and so reports, after every epoch.
 async fn rig(fake: Arc<Fake>, listen: bool) -> Rig {
-    rig_with(fake, listen, Duration::ZERO).await
+    rig_with(fake, listen, Duration::ZERO, Duration::ZERO).await
 }
 
-async fn rig_with(fake: Arc<Fake>, listen: bool, checkpoint_every: Duration) -> Rig {
+async fn rig_with(
+    fake: Arc<Fake>,
+    listen: bool,
+    checkpoint_every: Duration,
+    report_every: Duration,
+) -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -196,6 +201,7 @@ async fn rig_with(fake: Arc<Fake>, listen: bool, checkpoint_every: Duration) -> 
     config.cache = cache_dir.path().to_path_buf();
     config.poll_interval = Duration::from_millis(50);
     config.checkpoint_every = checkpoint_every;
+    config.report_every = report_every;
     if !listen {
         config.listen = None;
     }
@@ -497,7 +503,8 @@ async fn checkpoints_are_spaced_in_time_and_the_last_epoch_always_has_one() {
         &serve_support::covid_cfg(3),
         "",
     ));
-    let mut rig = rig_with(fake.clone(), false, Duration::from_secs(3600)).await;
+    let hour = Duration::from_secs(3600);
+    let mut rig = rig_with(fake.clone(), false, hour, Duration::ZERO).await;
     wait_for(&fake, "the trial to complete", |f| {
         completed(f, "l-1").is_some()
     })
@@ -514,6 +521,38 @@ async fn checkpoints_are_spaced_in_time_and_the_last_epoch_always_has_one() {
     );
     let stored = rig.keys("trials/t-a/ckpt/").await;
     assert_eq!(stored, [last]);
+    rig.shutdown().await;
+}
+
+/// Epochs shorter than the report interval are held back and go with the next report
+/// that must go at once (here the last epoch's, with its checkpoint): every epoch reaches
+/// the coordinator once, oldest first, in one call instead of one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_epochs_go_several_to_a_report() {
+    let fake = Arc::new(Fake::default());
+    fake.queue.lock().unwrap().push_back(assignment(
+        "t-a",
+        "l-1",
+        &serve_support::covid_cfg(4),
+        "",
+    ));
+    let hour = Duration::from_secs(3600);
+    let mut rig = rig_with(fake.clone(), false, hour, hour).await;
+    wait_for(&fake, "the trial to complete", |f| {
+        completed(f, "l-1").is_some()
+    })
+    .await;
+    let progress = fake.progress("l-1");
+    assert_eq!(progress.len(), 1, "one report: {progress:?}");
+    let p = &progress[0];
+    assert_eq!(p.epoch, 4);
+    assert_eq!(p.checkpoint_key, "trials/t-a/ckpt/l-1/epoch-4.safetensors");
+    let earlier: Vec<u32> = p.earlier.iter().map(|e| e.epoch).collect();
+    assert_eq!(earlier, [1, 2, 3]);
+    for e in &p.earlier {
+        let m: serde_json::Value = serde_json::from_str(&e.metrics_json).unwrap();
+        assert!(m["test_acc"].is_number(), "epoch {}: {m}", e.epoch);
+    }
     rig.shutdown().await;
 }
 

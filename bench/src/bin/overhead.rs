@@ -103,6 +103,7 @@ async fn main() -> Result<()> {
             metrics_json: epoch.to_string(),
             resumed_from_epoch: 0,
             checkpoint_key: String::new(),
+            earlier: Vec::new(),
         })
         .await?;
         t.progress = ms(at);

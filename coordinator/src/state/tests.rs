@@ -68,6 +68,7 @@ fn progress(lease: &str, trial: &str, epoch: u32, ckpt: bool) -> ProgressParams 
         } else {
             String::new()
         },
+        earlier: Vec::new(),
     }
 }
 

@@ -172,6 +172,7 @@ pub fn progress(a: &Assignment, epoch: u32) -> ProgressParams {
         metrics_json: format!(r#"{{"epoch":{epoch},"test_acc":0.5}}"#),
         resumed_from_epoch: 0,
         checkpoint_key: ckpt_key(a, epoch),
+        earlier: Vec::new(),
     }
 }
 

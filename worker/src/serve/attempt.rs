@@ -1,23 +1,25 @@
 //! One leased trial, from the assignment to its last RPC: fetch the data through the
 //! cache and the resume checkpoint from the store, train in a blocking thread with the
-//! code `worker train` uses, and after every epoch upload the checkpoint under the lease's
-//! prefix and report progress (a refusal stops training: the lease is no longer ours).
-//! An epoch's report runs while the next epoch trains, one report in flight at a time, so
-//! training never waits on the store or the coordinator unless they fall a whole epoch
-//! behind; a refusal is seen at the next epoch's end, and the last report is awaited
-//! before Complete.
+//! code `worker train` uses, and after every epoch upload its checkpoint, if it wrote one,
+//! under the lease's prefix and report progress (a refusal stops training: the lease is
+//! no longer ours). Epochs shorter than the report interval are held back and go several
+//! to a report; a checkpoint, and the last epoch, are reported at once. A report runs
+//! while the next epochs train, one report in flight at a time, so training never waits
+//! on the store or the coordinator unless they fall a whole report behind; a refusal is
+//! seen at the next report, and the last report is awaited before Complete.
 //! A finished trial's artifacts are staged under the lease's prefix and Complete is sent
 //! (by then the slot may be training its next trial); a failed one is reported with Fail,
 //! retryable unless the trial itself is at fault.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::runtime::Handle;
 use tracing::Instrument;
 use wick_common::trial::TrialConfig;
-use wick_proto::v1::{Assignment, CompleteParams, FailParams, ProgressParams};
+use wick_proto::v1::{Assignment, CompleteParams, EpochMetrics, FailParams, ProgressParams};
 
 use crate::ckpt::CkptDir;
 use crate::serve::data_cache::DataError;
@@ -144,6 +146,7 @@ impl Lease {
             metrics_json: r.metrics,
             resumed_from_epoch: r.resumed_from as u32,
             checkpoint_key: key.clone().unwrap_or_default(),
+            earlier: r.earlier,
         };
         let limits = Limits {
             stop: &[&self.revoked, &self.w.stop],
@@ -182,9 +185,12 @@ struct Report {
     headline: String,
     /// The epoch's checkpoint, when it wrote one (see `CkptDir::every`).
     checkpoint: Option<Vec<u8>>,
+    /// The epochs before it that were held back (see [`Reporter::every`]), oldest first.
+    earlier: Vec<EpochMetrics>,
 }
 
-/// The per-epoch callback's side of reporting: at most one report in flight.
+/// The per-epoch callback's side of reporting: at most one report in flight, and at most
+/// one report per [`Reporter::every`] unless an epoch brings a checkpoint or is the last.
 struct Reporter {
     lease: Arc<Lease>,
     handle: Handle,
@@ -192,17 +198,27 @@ struct Reporter {
     pending: Option<tokio::task::JoinHandle<Result<Option<String>, Failure>>>,
     /// The key of the last checkpoint the coordinator accepted.
     last: Option<String>,
+    /// The least time between two reports. Epochs shorter than that are held back and go
+    /// with the next report: with epochs of a few milliseconds, a report each would cost
+    /// the coordinator more than the training. Held-back epochs come after the last
+    /// checkpoint, so a worker that dies with them loses nothing a resumed attempt does
+    /// not train again; a trial that fails loses at most this much of its metrics.
+    every: Duration,
+    /// When the last report was started.
+    sent: Instant,
+    /// Epochs trained but not reported yet, oldest first.
+    held: Vec<Report>,
 }
 
 impl Reporter {
-    /// On the training thread, after epoch `e`: waits for the previous report (its
-    /// failure stops training), then starts this epoch's.
+    /// On the training thread, after epoch `e`: holds it back when it is too soon for a
+    /// report, or else waits for the previous report (its failure stops training) and
+    /// starts this one, with the epochs held back before it.
     fn on_epoch(&mut self, e: &EpochEvent, ckpt: &CkptDir) -> anyhow::Result<()> {
         let l = self.lease.clone();
         if l.revoked.is_triggered() {
             return Err(l.stopped().into());
         }
-        self.settle()?;
         let local = ckpt.path_of(e.epoch);
         let checkpoint = match std::fs::read(&local) {
             Ok(bytes) => Some(bytes),
@@ -212,8 +228,6 @@ impl Reporter {
                 return Err(Failure::Transient(m).into());
             }
         };
-        // A report without a checkpoint leaves the previous one current.
-        let previous = checkpoint.as_ref().and_then(|_| self.last.take());
         let r = Report {
             epoch: e.epoch,
             epochs: e.epochs,
@@ -221,13 +235,36 @@ impl Reporter {
             metrics: e.metrics.to_string(),
             headline: e.headline.clone(),
             checkpoint,
+            earlier: Vec::new(),
         };
-
-        let task = async move { l.report(r, previous).await };
-        self.pending = Some(self.handle.spawn(task.in_current_span()));
+        if r.checkpoint.is_none() && r.epoch < r.epochs && self.sent.elapsed() < self.every {
+            self.held.push(r);
+        } else {
+            self.send(r)?;
+        }
         if self.lease.w.stop.is_triggered() {
             return Err(Failure::Shutdown.into());
         }
+        Ok(())
+    }
+
+    /// Waits for the previous report, then starts `r`'s with the held-back epochs.
+    fn send(&mut self, mut r: Report) -> Result<(), Failure> {
+        self.settle()?;
+        r.earlier = self
+            .held
+            .drain(..)
+            .map(|h| EpochMetrics {
+                epoch: h.epoch as u32,
+                metrics_json: h.metrics,
+            })
+            .collect();
+        // A report without a checkpoint leaves the previous one current.
+        let previous = r.checkpoint.as_ref().and_then(|_| self.last.take());
+        let l = self.lease.clone();
+        let task = async move { l.report(r, previous).await };
+        self.pending = Some(self.handle.spawn(task.in_current_span()));
+        self.sent = Instant::now();
         Ok(())
     }
 
@@ -358,6 +395,9 @@ async fn attempt(lease: &Arc<Lease>, a: &Assignment, dir: &Path) -> Result<Value
         handle: Handle::current(),
         pending: None,
         last: resumed,
+        every: w.report_every,
+        sent: Instant::now(),
+        held: Vec::new(),
     };
     let device = w.device.clone();
     let span = tracing::Span::current();

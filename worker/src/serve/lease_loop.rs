@@ -50,6 +50,8 @@ pub struct Worker {
     pub poll: Duration,
     /// The least time between two checkpoints of a running trial (zero: every epoch).
     pub checkpoint_every: Duration,
+    /// The least time between two progress reports of a running trial (zero: every epoch).
+    pub report_every: Duration,
     /// The coordinator's `Work` service.
     pub client: WorkClient<AuthChannel>,
     /// The shared object store.

@@ -1,8 +1,8 @@
 //! `worker serve`: the distributed worker. It registers with the coordinator, pulls
 //! leases for as many trials as it has slots, runs each with the same code as
 //! `worker train` (resuming from the trial's latest checkpoint in the store), reports
-//! progress after every epoch with a checkpoint at most every `--checkpoint-every-ms`,
-//! stages the final artifacts for the coordinator to promote, and serves inference on the
+//! progress at most every `--report-every-ms` (an epoch with a checkpoint, and the last,
+//! at once) with a checkpoint at most every `--checkpoint-every-ms`, stages the final artifacts for the coordinator to promote, and serves inference on the
 //! trials in the store. On shutdown it stops taking work and hands its trials back at
 //! their next epoch boundary.
 //!
@@ -56,6 +56,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Least time between two checkpoints of a running trial, unless configured.
 pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// Least time between two progress reports of a running trial, unless configured.
+pub const DEFAULT_REPORT_EVERY: Duration = Duration::from_millis(250);
 /// Most trials one worker runs at once: beyond it the slots only fight over the cores.
 pub const MAX_SLOTS: usize = 64;
 /// How long a call to the coordinator may take before it counts as failed (and is retried).
@@ -108,6 +110,12 @@ pub struct ServeArgs {
     /// the training lost (plus the epoch in progress). 0 = after every epoch.
     #[arg(long, env = "WICK_CHECKPOINT_EVERY_MS", default_value_t = 10_000)]
     pub checkpoint_every_ms: u64,
+    /// Least time between two progress reports of a running trial, in ms: shorter epochs
+    /// go several to a report, which spares the coordinator a call and a store write per
+    /// epoch. An epoch with a checkpoint, and the last, are reported at once. 0 = every
+    /// epoch.
+    #[arg(long, env = "WICK_REPORT_EVERY_MS", default_value_t = 250)]
+    pub report_every_ms: u64,
     /// Metrics, logs, the token and TLS.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -131,6 +139,7 @@ impl ServeArgs {
         c.device = self.device.clone();
         c.slots = self.slots;
         c.checkpoint_every = Duration::from_millis(self.checkpoint_every_ms);
+        c.report_every = Duration::from_millis(self.report_every_ms);
         if let Some(name) = &self.name {
             c.name = name.clone();
             c.cache = default_cache(name);
@@ -172,12 +181,14 @@ pub struct ServeConfig {
     pub poll_interval: Duration,
     /// The least time between two checkpoints of a running trial (zero: every epoch).
     pub checkpoint_every: Duration,
+    /// The least time between two progress reports of a running trial (zero: every epoch).
+    pub report_every: Duration,
 }
 
 impl ServeConfig {
     /// Defaults: inference on 127.0.0.1 at a free port, device `auto`, one slot, the host
     /// name, a cache folder in the system temporary folder, polling every 500 ms, a checkpoint
-    /// at most every 10 s.
+    /// at most every 10 s, a progress report at most every 250 ms.
     pub fn new(coordinator: impl Into<String>, store: impl Into<String>) -> Self {
         let name = host_name();
         ServeConfig {
@@ -194,6 +205,7 @@ impl ServeConfig {
             name,
             poll_interval: DEFAULT_POLL_INTERVAL,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            report_every: DEFAULT_REPORT_EVERY,
         }
     }
 
@@ -399,6 +411,7 @@ async fn run_in_span(
         inference_addr,
         poll: config.poll_interval,
         checkpoint_every: config.checkpoint_every,
+        report_every: config.report_every,
         client: wick_proto::v1::work_client::WorkClient::new(channel),
         store,
         cache,

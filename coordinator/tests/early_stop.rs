@@ -9,8 +9,11 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
+use tonic::transport::Channel;
 use wick_common::store::keys;
 use wick_common::trial::TrialConfig;
+use wick_proto::v1::sweeps_client::SweepsClient;
+use wick_proto::v1::work_client::WorkClient;
 use wick_proto::v1::{Assignment, EpochMetrics, LeaseParams, SubmitSweepParams, SweepSpec};
 
 const EPOCHS: u32 = 9;
@@ -184,11 +187,12 @@ async fn an_unknown_policy_is_refused_naming_the_choices() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
-    let (_dir, url, _store) = temp_store();
-    let server = Running::start(config(&url)).await;
-    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+/// Submits a median-stopping sweep of hidden sizes 5, 4 and 3 and leases all three
+/// trials; returns the sweep id and the leases by hidden size.
+async fn median_of_three(
+    sweeps: &mut SweepsClient<Channel>,
+    work: &mut WorkClient<Channel>,
+) -> (String, HashMap<usize, Assignment>) {
     let submitted = sweeps
         .submit_sweep(SubmitSweepParams {
             spec: Some(covid_spec(&[5, 4, 3], "median")),
@@ -196,12 +200,21 @@ async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
         .await
         .unwrap()
         .into_inner();
-    let w = register(&mut work, "w", "").await;
-    let mut leases: HashMap<usize, Assignment> = HashMap::new();
+    let w = register(work, "w", "").await;
+    let mut leases = HashMap::new();
     for _ in 0..3 {
-        let a = lease(&mut work, &w).await;
+        let a = lease(work, &w).await;
         leases.insert(hidden_of(&a), a);
     }
+    (submitted.sweep_id, leases)
+}
+
+#[tokio::test]
+async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
+    let (_dir, url, _store) = temp_store();
+    let server = Running::start(config(&url)).await;
+    let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
+    let (sweep_id, leases) = median_of_three(&mut sweeps, &mut work).await;
     let report = |a: &Assignment, epoch: u32| {
         let mut p = progress(a, epoch);
         let acc = 0.5 + 0.02 * hidden_of(a) as f64;
@@ -233,7 +246,7 @@ async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
         second.stop,
         "below both earlier trials at epoch 2, yet not stopped"
     );
-    let t = trial_status(&mut sweeps, &submitted.sweep_id, &weak.trial_id).await;
+    let t = trial_status(&mut sweeps, &&sweep_id, &weak.trial_id).await;
     assert_eq!(t.state, "stopped_early", "{t:?}");
     server.stop().await;
 }
@@ -246,19 +259,7 @@ async fn a_batched_report_is_stopped_at_the_epoch_that_fell_below() {
     let (_dir, url, store) = temp_store();
     let server = Running::start(config(&url)).await;
     let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
-    let submitted = sweeps
-        .submit_sweep(SubmitSweepParams {
-            spec: Some(covid_spec(&[5, 4, 3], "median")),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let w = register(&mut work, "w", "").await;
-    let mut leases: HashMap<usize, Assignment> = HashMap::new();
-    for _ in 0..3 {
-        let a = lease(&mut work, &w).await;
-        leases.insert(hidden_of(&a), a);
-    }
+    let (sweep_id, leases) = median_of_three(&mut sweeps, &mut work).await;
     let metrics = |a: &Assignment| {
         let acc = 0.5 + 0.02 * hidden_of(a) as f64;
         format!(r#"{{"test_acc":{acc}}}"#)
@@ -285,7 +286,7 @@ async fn a_batched_report_is_stopped_at_the_epoch_that_fell_below() {
         "below both other trials from epoch 2, yet not stopped"
     );
     assert!(answer.reason.contains("epoch 2"), "{}", answer.reason);
-    let t = trial_status(&mut sweeps, &submitted.sweep_id, &weak.trial_id).await;
+    let t = trial_status(&mut sweeps, &&sweep_id, &weak.trial_id).await;
     assert_eq!((t.state.as_str(), t.epoch), ("stopped_early", 2), "{t:?}");
     let lines = store
         .get(&keys::trial_metrics(&weak.trial_id))

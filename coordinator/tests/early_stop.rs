@@ -246,7 +246,7 @@ async fn a_restarted_coordinator_still_judges_against_the_earlier_epochs() {
         second.stop,
         "below both earlier trials at epoch 2, yet not stopped"
     );
-    let t = trial_status(&mut sweeps, &&sweep_id, &weak.trial_id).await;
+    let t = trial_status(&mut sweeps, &sweep_id, &weak.trial_id).await;
     assert_eq!(t.state, "stopped_early", "{t:?}");
     server.stop().await;
 }
@@ -286,7 +286,7 @@ async fn a_batched_report_is_stopped_at_the_epoch_that_fell_below() {
         "below both other trials from epoch 2, yet not stopped"
     );
     assert!(answer.reason.contains("epoch 2"), "{}", answer.reason);
-    let t = trial_status(&mut sweeps, &&sweep_id, &weak.trial_id).await;
+    let t = trial_status(&mut sweeps, &sweep_id, &weak.trial_id).await;
     assert_eq!((t.state.as_str(), t.epoch), ("stopped_early", 2), "{t:?}");
     let lines = store
         .get(&keys::trial_metrics(&weak.trial_id))

@@ -76,19 +76,13 @@ fn epochs_of(p: &ProgressParams) -> Result<Vec<ProgressParams>> {
             ..last.clone()
         })
         .collect();
+    rows.push(last);
     if let Some(w) = rows.windows(2).find(|w| w[0].epoch >= w[1].epoch) {
         return Err(Error::InvalidArgument(format!(
-            "the earlier epochs of trial {}'s report are out of order ({} before {}); send them oldest first",
+            "the epochs of trial {}'s report are out of order ({} before {}); send the earlier ones oldest first, each before `epoch`",
             p.trial_id, w[0].epoch, w[1].epoch
         )));
     }
-    if let Some(e) = rows.last().filter(|e| e.epoch >= p.epoch) {
-        return Err(Error::InvalidArgument(format!(
-            "earlier epoch {} of trial {}'s report is not before its epoch {}",
-            e.epoch, p.trial_id, p.epoch
-        )));
-    }
-    rows.push(last);
     Ok(rows)
 }
 
@@ -374,13 +368,7 @@ impl Coordinator {
             // early-stopping check sees its score; its metrics line is written with the
             // batch's. What a restart needs (the first report of a resumed attempt) is
             // saved before it is applied, as for a report of its own.
-            if change
-                .trial
-                .record
-                .differs_beyond_progress(&st.trial(&p.trial_id)?.record)
-            {
-                persist::save_trial(&self.store, &change.trial.record).await?;
-            }
+            self.save_if_restart_needs(&st, &change).await?;
             self.commit(&mut st, vec![change]);
         }
         let change = last.expect("a report has at least one epoch");
@@ -390,13 +378,7 @@ impl Coordinator {
         // checkpoint, a resume, a stop), not for each epoch's count and latest metrics,
         // which metrics.jsonl keeps: one store write per report instead of two. A
         // restarted coordinator shows the last saved epoch until the trial's next report.
-        if change
-            .trial
-            .record
-            .differs_beyond_progress(&st.trial(&p.trial_id)?.record)
-        {
-            persist::save_trial(&self.store, &change.trial.record).await?;
-        }
+        self.save_if_restart_needs(&st, &change).await?;
         if change.kind == EventKind::Epoch {
             self.metrics_log(&p.trial_id, Some(log));
         }
@@ -407,6 +389,16 @@ impl Coordinator {
         });
         self.commit(&mut st, vec![change]);
         Ok(stopped)
+    }
+
+    /// Saves the trial's record when `change` alters what a restart needs (a checkpoint, a
+    /// resume, a stop) rather than only the epoch count and latest metrics.
+    async fn save_if_restart_needs(&self, st: &State, change: &Change) -> Result<()> {
+        let r = &change.trial.record;
+        if r.differs_beyond_progress(&st.trial(&r.trial_id)?.record) {
+            persist::save_trial(&self.store, r).await?;
+        }
+        Ok(())
     }
 
     /// Promotes a trial's staged artifacts and marks it succeeded, under a valid lease.

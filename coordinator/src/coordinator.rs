@@ -1,9 +1,11 @@
-//! The coordinator's core: the state machine behind one lock, the store, the event bus
-//! and the inference router. Each operation plans a transition under the lock, writes it
-//! to the store, then applies and announces it, so an answer is only sent once its change
-//! is durable. The gRPC services are thin layers over these methods.
+//! The coordinator's core: the state machine behind one lock, the log, the store, the
+//! event bus and the inference router. Each operation plans and applies a transition
+//! under the lock and appends it to the log's queue in the same critical section, then
+//! waits, without the lock, until the committer has made it durable: an answer is only
+//! sent once its change is in the store, and no lock is held across store I/O, so reads
+//! and heartbeats never wait for a write. The gRPC services are thin layers over these
+//! methods.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,10 +20,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{Events, Published};
 use crate::inference::Router;
+use crate::journal::{Item, Journal, Settle};
 use crate::metrics::Metrics;
 use crate::records::TrialState;
 use crate::state::{Change, EventKind, State, status};
-use crate::{grid, persist};
+use crate::{grid, persist, wal};
 
 /// Everything the services share.
 pub struct Coordinator {
@@ -29,8 +32,10 @@ pub struct Coordinator {
     pub config: Config,
     /// The object store.
     pub store: Store,
-    /// The state machine; held across the store writes of a transition.
-    state: Mutex<State>,
+    /// The state machine; never held across store I/O.
+    pub(crate) state: Mutex<State>,
+    /// The queue of changes waiting to be written to the log.
+    pub(crate) journal: Journal,
     /// Sweep event fan-out.
     pub events: Events,
     /// Routes inference calls to workers.
@@ -42,14 +47,36 @@ pub struct Coordinator {
     /// Wakes the Lease calls waiting for work whenever the state changes (a sweep queued,
     /// a lease expired, a trial handed back or finished under --max-parallel).
     work_changed: tokio::sync::Notify,
-    /// The `metrics.jsonl` of running trials as last written, so that an epoch's report
-    /// writes the file without reading it first. Only touched under the state lock; a
-    /// missing entry (a restart, an evicted one) is read from the store.
-    metrics_logs: std::sync::Mutex<HashMap<String, Vec<u8>>>,
+    /// Leases granted whose answer never went out (see [`Unanswered`]); the reaper gives
+    /// their trials back.
+    abandoned: std::sync::Mutex<Vec<String>>,
 }
 
-/// Most `metrics.jsonl` files remembered; past it the memory is dropped and refilled.
-const MAX_METRICS_LOGS: usize = 1024;
+/// A lease granted but not yet answered. Dropped unanswered (the worker's call was
+/// cancelled, or the grant could not be made durable), it is queued for the reaper to
+/// give back, so a grant nobody heard of does not sit until its lease expires.
+struct Unanswered<'a> {
+    abandoned: &'a std::sync::Mutex<Vec<String>>,
+    lease: Option<String>,
+}
+
+impl Unanswered<'_> {
+    /// The grant is about to be answered.
+    fn answered(mut self) {
+        self.lease = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.abandoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(lease);
+        }
+    }
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -93,30 +120,85 @@ fn token(prefix: &str) -> String {
 }
 
 impl Coordinator {
-    /// Opens the coordinator over `store`, loading what an earlier one persisted.
-    pub async fn open(
+    /// Opens the coordinator over `store`: recovers the state from the log (or, for a
+    /// store written before the log existed, from its documents, then snapshots it) and
+    /// starts the committer and the settler. The handle ends once they have stopped
+    /// after `shutdown`, with every change acknowledged in the store.
+    pub async fn start(
         config: Config,
         store: Store,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<Coordinator> {
+    ) -> Result<(Arc<Coordinator>, tokio::task::JoinHandle<()>)> {
+        let started = Instant::now();
         let mut state = State::new(config.lease_ttl, config.max_attempts);
-        persist::load_all(&store, &mut state, Instant::now()).await?;
+        let pos = if wal::exists(&store).await? {
+            wal::recover(&store, &mut state, Instant::now()).await?
+        } else {
+            persist::load_all(&store, &mut state, Instant::now()).await?;
+            let snapshot = state.snapshot();
+            let pos = wal::Position {
+                next_segment: 1,
+                snapshot_bytes: snapshot.len() as u64,
+                ..Default::default()
+            };
+            store.put(&wal::snapshot_key(0), snapshot).await?;
+            pos
+        };
+        tracing::info!(
+            snapshot = pos.snapshot,
+            segments = pos.next_segment - pos.snapshot - 1,
+            entries = pos.entries,
+            ms = started.elapsed().as_millis() as u64,
+            "state recovered from the log"
+        );
+        let unsettled = state.unsettled();
         let counted = store.clone();
         let metrics = Arc::new(Metrics::new(move || counted.error_counts()));
-        Ok(Coordinator {
+        let core = Arc::new(Coordinator {
             router: Router::new(config.token.clone(), config.tls.clone(), metrics.clone()),
             config,
             store,
             state: Mutex::new(state),
+            journal: Journal::default(),
             events: Events::default(),
             work_changed: tokio::sync::Notify::new(),
-            metrics_logs: Default::default(),
+            abandoned: Default::default(),
             shutdown,
             metrics,
-        })
+        });
+        let (settle, jobs) = tokio::sync::mpsc::unbounded_channel();
+        // Trials that ended before a crash, their documents maybe unwritten.
+        let _ = settle.send((0, unsettled.into_iter().map(Settle::Trial).collect()));
+        let settler = tokio::spawn(core.clone().run_settler(jobs));
+        let committer = tokio::spawn(core.clone().run_committer(pos, settle));
+        let done = tokio::spawn(async move {
+            let _ = committer.await;
+            let _ = settler.await;
+        });
+        Ok((core, done))
     }
 
-    /// The state, locked, with the lease clock caught up (see `State::catch_up`): while a
+    /// Applies planned changes and queues them for the log; returns the number to wait
+    /// for. Call with the state locked, so the log's order is the order of application.
+    fn commit(&self, st: &mut State, changes: Vec<Change>) -> u64 {
+        let items = changes.iter().cloned().map(Item::change).collect();
+        st.apply(changes);
+        let n = self.journal.append(items);
+        self.work_changed.notify_waiters();
+        n
+    }
+
+    /// Waits until change `n` is durable, or settled when it ended a trial (so the
+    /// trial's documents are in the store when the call answers).
+    async fn durable(&self, n: u64, ended: bool) -> Result<()> {
+        if ended {
+            self.journal.settled(n).await
+        } else {
+            self.journal.durable(n).await
+        }
+    }
+
+    /// The state, locked,    /// The state, locked, with the lease clock caught up (see `State::catch_up`): while a
     /// store write held the lock through an outage, no heartbeat could be heard, and that
     /// time must not count against the workers' leases.
     async fn lock(&self) -> tokio::sync::MutexGuard<'_, State> {
@@ -129,30 +211,23 @@ impl Coordinator {
         st
     }
 
-    /// Applies persisted changes and announces them.
-    fn commit(&self, st: &mut State, changes: Vec<Change>) {
-        for c in &changes {
-            self.events.publish(&c.trial, c.kind);
-        }
-        st.apply(changes);
-        self.work_changed.notify_waiters();
-    }
-
     /// Expands and queues a sweep.
     pub async fn submit(&self, spec: SweepSpec) -> Result<SubmitSweepResult> {
         let configs = grid::expand(&spec)?;
         let sweep_id = grid::sweep_id(&configs, &spec);
-        let mut st = self.lock().await;
-        let plan = st.submit(&spec, configs, &sweep_id, now_ms());
-        persist::save_submit(&self.store, &plan).await?;
-        let queued = plan.changes.len() as u32;
-        let trial_ids = plan.sweep.record.trial_ids.clone();
-        tracing::info!(sweep = %sweep_id, trials = trial_ids.len(), queued, "sweep submitted");
-        for c in &plan.changes {
-            self.events.publish(&c.trial, c.kind);
-        }
-        st.apply_submit(plan);
+        self.journal.check()?;
+        let (n, queued, trial_ids) = {
+            let mut st = self.lock().await;
+            let plan = st.submit(&spec, configs, &sweep_id, now_ms());
+            let queued = plan.changes.len() as u32;
+            let trial_ids = plan.sweep.record.trial_ids.clone();
+            let item = Item::submit(&plan);
+            st.apply_submit(plan);
+            (self.journal.append(vec![item]), queued, trial_ids)
+        };
         self.work_changed.notify_waiters();
+        self.journal.durable(n).await?;
+        tracing::info!(sweep = %sweep_id, trials = trial_ids.len(), queued, "sweep submitted");
         Ok(SubmitSweepResult {
             sweep_id,
             trial_ids,
@@ -199,13 +274,16 @@ impl Coordinator {
 
     /// Cancels a sweep's unfinished trials; returns how many.
     pub async fn cancel(&self, sweep_id: &str) -> Result<u32> {
-        let mut st = self.lock().await;
-        let changes = st.cancel(sweep_id)?;
-        persist::save_changes(&self.store, &changes).await?;
-        let n = changes.len() as u32;
-        tracing::info!(sweep = %sweep_id, cancelled = n, "sweep cancelled");
-        self.commit(&mut st, changes);
-        Ok(n)
+        self.journal.check()?;
+        let (n, count) = {
+            let mut st = self.lock().await;
+            let changes = st.cancel(sweep_id)?;
+            let count = changes.len() as u32;
+            (self.commit(&mut st, changes), count)
+        };
+        self.durable(n, count > 0).await?;
+        tracing::info!(sweep = %sweep_id, cancelled = count, "sweep cancelled");
+        Ok(count)
     }
 
     /// The best succeeded trial (see `State::best`).
@@ -294,44 +372,43 @@ impl Coordinator {
 
     /// Leases the next queued trial to a worker, or answers that there is none.
     async fn lease_now(&self, worker_id: &str) -> Result<LeaseResult> {
-        let mut st = self.lock().await;
-        let now = Instant::now();
-        st.touch_worker(worker_id, now)?;
-        let lease_id = token("l");
-        let Some(change) = st.lease(worker_id, &lease_id, now)? else {
-            return Ok(LeaseResult { assignment: None });
+        self.journal.check()?;
+        let (n, assignment) = {
+            let mut st = self.lock().await;
+            let now = Instant::now();
+            st.touch_worker(worker_id, now)?;
+            let lease_id = token("l");
+            let Some(change) = st.lease(worker_id, &lease_id, now)? else {
+                return Ok(LeaseResult { assignment: None });
+            };
+            let t = &change.trial;
+            let r = &t.record;
+            tracing::info!(trial = %r.trial_id, worker = %r.worker, attempt = r.attempts, from_epoch = r.checkpoint_epoch, "trial leased");
+            let assignment = Assignment {
+                trial_id: r.trial_id.clone(),
+                lease_id,
+                config_json: serde_json::to_string(&t.config).unwrap_or_default(),
+                data: Some(DataRef::from(&r.data)),
+                attempt: r.attempts,
+                resume_checkpoint: r.checkpoint.clone().unwrap_or_default(),
+            };
+            let n = self.commit(&mut st, vec![change]);
+            st.hold(&assignment.lease_id);
+            (n, assignment)
         };
-        persist::save_trial(&self.store, &change.trial.record).await?;
-        let t = &change.trial;
-        let r = &t.record;
-        tracing::info!(trial = %r.trial_id, worker = %r.worker, attempt = r.attempts, from_epoch = r.checkpoint_epoch, "trial leased");
+        let pending = Unanswered {
+            abandoned: &self.abandoned,
+            lease: Some(assignment.lease_id.clone()),
+        };
+        self.journal.durable(n).await?;
+        self.lock()
+            .await
+            .start_clock(&assignment.lease_id, Instant::now());
+        pending.answered();
         self.metrics.leases_granted.inc();
-        let assignment = Assignment {
-            trial_id: r.trial_id.clone(),
-            lease_id,
-            config_json: serde_json::to_string(&t.config).unwrap_or_default(),
-            data: Some(DataRef::from(&r.data)),
-            attempt: r.attempts,
-            resume_checkpoint: r.checkpoint.clone().unwrap_or_default(),
-        };
-        self.commit(&mut st, vec![change]);
         Ok(LeaseResult {
             assignment: Some(assignment),
         })
-    }
-
-    /// Takes the remembered `metrics.jsonl` of `trial` out, and remembers `log` instead
-    /// when given.
-    fn metrics_log(&self, trial: &str, log: Option<Vec<u8>>) -> Option<Vec<u8>> {
-        let mut logs = self.metrics_logs.lock().unwrap_or_else(|e| e.into_inner());
-        let old = logs.remove(trial);
-        if let Some(log) = log {
-            if logs.len() >= MAX_METRICS_LOGS {
-                logs.clear();
-            }
-            logs.insert(trial.to_string(), log);
-        }
-        old
     }
 
     /// Renews leases; returns the revoked ones.
@@ -346,89 +423,102 @@ impl Coordinator {
     /// stopped the trial at one of them (later ones are then dropped).
     pub async fn progress(&self, p: &ProgressParams) -> Result<Option<String>> {
         let rows = epochs_of(p)?;
+        self.journal.check()?;
         let mut st = self.lock().await;
         let now = Instant::now();
-        let refused = |e: &Error| {
-            tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
-        };
-        let mut lines = Vec::with_capacity(rows.len());
-        let mut last = None;
-        for (i, row) in rows.iter().enumerate() {
-            let (change, metrics) = st.progress(row, now).inspect_err(refused)?;
-            let seconds = metrics.get("seconds").and_then(|s| s.as_f64());
+        let mut applied = Vec::with_capacity(rows.len());
+        let mut refusal = None;
+        for row in &rows {
+            // Each epoch of a batch is applied before the next is planned, so that the
+            // next one's early-stopping check sees its score.
+            let change = match st.progress(row, now) {
+                Ok((change, _)) => change,
+                Err(e) => {
+                    tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "progress refused: {e}");
+                    refusal = Some(e);
+                    break;
+                }
+            };
+            let seconds = change
+                .trial
+                .record
+                .metrics
+                .as_ref()
+                .and_then(|m| m.get("seconds"))
+                .and_then(|s| s.as_f64());
             self.metrics
                 .epochs
                 .record(change.trial.config.task(), seconds);
-            lines.push((row.epoch, metrics));
-            if i + 1 == rows.len() || change.kind != EventKind::Epoch {
-                last = Some(change);
+            let kind = change.kind;
+            st.apply(vec![change.clone()]);
+            applied.push(change);
+            if kind != EventKind::Epoch {
                 break;
             }
-            // An earlier epoch of a batch is applied at once, so that the next one's
-            // early-stopping check sees its score; its metrics line is written with the
-            // batch's. What a restart needs (the first report of a resumed attempt) is
-            // saved before it is applied, as for a report of its own.
-            self.save_if_restart_needs(&st, &change).await?;
-            self.commit(&mut st, vec![change]);
         }
-        let change = last.expect("a report has at least one epoch");
-        let remembered = self.metrics_log(&p.trial_id, None);
-        let log = persist::append_metrics(&self.store, &p.trial_id, &lines, remembered).await?;
-        // The record is rewritten only when something a restart needs changes (a
-        // checkpoint, a resume, a stop), not for each epoch's count and latest metrics,
-        // which metrics.jsonl keeps: one store write per report instead of two. A
-        // restarted coordinator shows the last saved epoch until the trial's next report.
-        self.save_if_restart_needs(&st, &change).await?;
-        if change.kind == EventKind::Epoch {
-            self.metrics_log(&p.trial_id, Some(log));
-        }
-        let stopped = (change.kind == EventKind::StoppedEarly).then(|| {
-            let r = &change.trial.record;
-            tracing::info!(trial = %r.trial_id, worker = %r.worker, epoch = r.epoch, "trial stopped early: {}", r.message);
-            r.message.clone()
+        let stopped = applied
+            .last()
+            .filter(|c| c.kind == EventKind::StoppedEarly)
+            .map(|c| {
+                let r = &c.trial.record;
+                tracing::info!(trial = %r.trial_id, worker = %r.worker, epoch = r.epoch, "trial stopped early: {}", r.message);
+                r.message.clone()
+            });
+        let n = (!applied.is_empty()).then(|| {
+            self.journal
+                .append(applied.into_iter().map(Item::change).collect())
         });
-        self.commit(&mut st, vec![change]);
+        drop(st);
+        if let Some(e) = refusal {
+            return Err(e);
+        }
+        if let Some(n) = n {
+            self.work_changed.notify_waiters();
+            self.durable(n, stopped.is_some()).await?;
+        }
         Ok(stopped)
     }
 
-    /// Saves the trial's record when `change` alters what a restart needs (a checkpoint, a
-    /// resume, a stop) rather than only the epoch count and latest metrics.
-    async fn save_if_restart_needs(&self, st: &State, change: &Change) -> Result<()> {
-        let r = &change.trial.record;
-        if r.differs_beyond_progress(&st.trial(&r.trial_id)?.record) {
-            persist::save_trial(&self.store, r).await?;
-        }
-        Ok(())
-    }
-
     /// Promotes a trial's staged artifacts and marks it succeeded, under a valid lease.
+    /// The copies are made without the lock (the lease is checked before and after);
+    /// the answer waits until the trial's documents are written and staging cleared.
     pub async fn complete(&self, p: &CompleteParams) -> Result<()> {
-        let mut st = self.lock().await;
-        let (change, summary) = st.complete(p, Instant::now()).inspect_err(|e| {
+        self.journal.check()?;
+        let refused = |e: &Error| {
             tracing::warn!(trial = %p.trial_id, lease = %p.lease_id, "completion refused: {e}");
-        })?;
-        self.metrics_log(&p.trial_id, None);
-        let written = persist::promote(&self.store, &p.trial_id, &p.staging_prefix).await?;
-        persist::save_summary(&self.store, &p.trial_id, &summary).await?;
-        persist::save_trial(&self.store, &change.trial.record).await?;
-        // Only now: until the record is durable, a retried Complete must find the staged
-        // files again. Leftovers after a failure here are garbage, not a lost result.
-        if let Err(e) = persist::clear_staging(&self.store, &p.trial_id).await {
-            tracing::warn!(trial = %p.trial_id, "cannot clear the staging area: {e}");
-        }
-        tracing::info!(trial = %p.trial_id, worker = %change.trial.record.worker, artifacts = written.len(), "trial succeeded");
-        self.commit(&mut st, vec![change]);
+        };
+        let (_, summary) = self
+            .lock()
+            .await
+            .complete(p, Instant::now())
+            .inspect_err(refused)?;
+        let (written, ()) = futures::try_join!(
+            persist::promote(&self.store, &p.trial_id, &p.staging_prefix),
+            persist::save_summary(&self.store, &p.trial_id, &summary),
+        )?;
+        let (n, worker) = {
+            let mut st = self.lock().await;
+            let (change, _) = st.complete(p, Instant::now()).inspect_err(refused)?;
+            let worker = change.trial.record.worker.clone();
+            (self.commit(&mut st, vec![change]), worker)
+        };
+        self.durable(n, true).await?;
+        tracing::info!(trial = %p.trial_id, worker = %worker, artifacts = written.len(), "trial succeeded");
         Ok(())
     }
 
     /// Records a failure (or a hand-back) under a valid lease.
     pub async fn fail(&self, p: &FailParams) -> Result<()> {
-        let mut st = self.lock().await;
-        let change = st.fail(p, Instant::now())?;
-        self.metrics_log(&p.trial_id, None);
-        persist::save_trial(&self.store, &change.trial.record).await?;
-        tracing::warn!(trial = %p.trial_id, worker = %change.trial.record.worker, retryable = p.retryable, "trial failed: {}", p.message);
-        self.commit(&mut st, vec![change]);
+        self.journal.check()?;
+        let (n, ended, worker) = {
+            let mut st = self.lock().await;
+            let change = st.fail(p, Instant::now())?;
+            let ended = change.kind.ends_trial();
+            let worker = change.trial.record.worker.clone();
+            (self.commit(&mut st, vec![change]), ended, worker)
+        };
+        self.durable(n, ended).await?;
+        tracing::warn!(trial = %p.trial_id, worker = %worker, retryable = p.retryable, "trial failed: {}", p.message);
         Ok(())
     }
 
@@ -438,22 +528,41 @@ impl Coordinator {
         self.metrics.render(&trials, workers)
     }
 
-    /// Takes back expired leases (called by the reaper every heartbeat interval).
+    /// Takes back expired leases and grants never answered (called by the reaper every heartbeat interval).
     pub async fn reap(&self) -> Result<()> {
         let mut st = self.lock().await;
         let now = Instant::now();
         st.prune_workers(now);
-        let changes = st.expired(now);
-        if changes.is_empty() {
+        let abandoned =
+            std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut changes: Vec<Change> = abandoned
+            .iter()
+            .filter_map(|lease| st.unanswered(lease))
+            .inspect(|c| tracing::info!(trial = %c.trial.id(), "{}", c.trial.record.message))
+            .collect();
+        let expired = st.expired(now);
+        if changes.is_empty() && expired.is_empty() {
             return Ok(());
         }
-        persist::save_changes(&self.store, &changes).await?;
-        for c in &changes {
+        for c in &expired {
             tracing::warn!(trial = %c.trial.id(), worker = %c.trial.record.worker, "lease expired: {}", c.trial.record.message);
         }
-        self.metrics.leases_expired.inc_by(changes.len() as u64);
+        self.metrics.leases_expired.inc_by(expired.len() as u64);
+        changes.extend(expired);
         self.commit(&mut st, changes);
         Ok(())
+    }
+
+    /// A trial's `metrics.jsonl` with the lines the log holds that its file does not yet
+    /// (a running trial's), or `None` when the file is complete.
+    async fn live_metrics(&self, trial: &str) -> Result<Option<Vec<u8>>> {
+        let rows = self.lock().await.rows(trial).to_vec();
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            persist::metrics_file(&self.store, trial, &rows).await?,
+        ))
     }
 
     /// Names and sizes of a trial's artifacts (everything under `trials/<id>/` but the
@@ -461,14 +570,19 @@ impl Coordinator {
     pub async fn list_artifacts(&self, trial_id: &str) -> Result<Vec<(String, u64)>> {
         let id = self.trial_id(trial_id).await?;
         let dir = keys::trial_dir(&id);
-        Ok(self
+        let mut listed: Vec<(String, u64)> = self
             .store
             .list(&dir)
             .await?
             .into_iter()
             .filter_map(|(k, size)| k.strip_prefix(&dir).map(|n| (n.to_string(), size)))
             .filter(|(n, _)| !n.starts_with("staging/"))
-            .collect())
+            .collect();
+        if let Some(live) = self.live_metrics(&id).await? {
+            listed.retain(|(n, _)| n != "metrics.jsonl");
+            listed.push(("metrics.jsonl".into(), live.len() as u64));
+        }
+        Ok(listed)
     }
 
     /// One artifact's bytes, up to `max` bytes.
@@ -482,6 +596,11 @@ impl Coordinator {
             )));
         }
         let id = self.trial_id(trial_id).await?;
+        if name == "metrics.jsonl"
+            && let Some(live) = self.live_metrics(&id).await?
+        {
+            return Ok(live.into());
+        }
         let key = format!("{}{name}", keys::trial_dir(&id));
         let parent = key
             .rsplit_once('/')

@@ -13,24 +13,30 @@
 //! - `grid`: a sweep spec expanded into validated trial configurations.
 //! - `records`: the durable documents (trial and sweep records, specs, data references).
 //! - `state`: the in-memory state machine of sweeps, trials, leases and workers.
-//! - `persist`: reading and writing those documents, promoting staged artifacts.
+//! - `wal`: the write-ahead log and snapshots in the store, and recovery from them.
+//! - `journal`: the queue of changes waiting for the log, and their watermarks.
+//! - `commit`: the committer (group commit, snapshots) and the settler (documents).
+//! - `persist`: the per-trial and per-sweep documents, promoting staged artifacts.
 //! - `events`: fan-out of sweep events to watching clients.
-//! - `coordinator`: the operations, each planned under a lock, persisted, then applied.
+//! - `coordinator`: the operations, each applied under a lock, then made durable.
 //! - `inference`: routing of inference calls to live workers.
 //! - `metrics`: the Prometheus metrics.
 //! - `sweeps_service`, `work_service`: the gRPC services over `coordinator`.
 
+mod commit;
 pub mod config;
 mod coordinator;
 pub mod error;
 mod events;
 pub mod grid;
 mod inference;
+mod journal;
 mod metrics;
 mod persist;
 pub mod records;
 mod state;
 mod sweeps_service;
+mod wal;
 mod work_service;
 
 use std::future::Future;
@@ -70,11 +76,9 @@ pub async fn serve(
     config.validate()?;
     let store = Store::open(&config.store_url)?;
     let (stop, stopped) = watch::channel(false);
-    let core = Arc::new(
-        Coordinator::open(config, store, stopped)
-            .await
-            .context("cannot load the coordinator's state from the store")?,
-    );
+    let (core, committed) = Coordinator::start(config, store, stopped)
+        .await
+        .context("cannot load the coordinator's state from the store")?;
     let reaper = tokio::spawn(reap(core.clone()));
     let metrics = match config_metrics(&core).await? {
         Some((listener, addr)) => {
@@ -129,6 +133,7 @@ pub async fn serve(
         .await
         .context("the gRPC server failed")?;
     reaper.await.context("the lease reaper panicked")?;
+    committed.await.context("the committer panicked")?;
     if let Some(metrics) = metrics {
         metrics.await.context("the metrics server panicked")??;
     }

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub leases_granted: Counter,
     /// Leases taken back because their worker stopped heartbeating.
     pub leases_expired: Counter,
+    /// Log segments written (one per group commit).
+    pub wal_segments: Counter,
+    /// Log entries written (state changes made durable).
+    pub wal_entries: Counter,
     /// Epochs recorded from progress reports, with the durations the workers measured.
     pub epochs: EpochMetrics,
     /// Trials by state (set at scrape time).
@@ -52,6 +56,18 @@ impl Metrics {
             "Leases taken back after their worker stopped heartbeating",
             leases_expired.clone(),
         );
+        let wal_segments = Counter::default();
+        r.register(
+            "wal_segments",
+            "Log segments written, one per group commit",
+            wal_segments.clone(),
+        );
+        let wal_entries = Counter::default();
+        r.register(
+            "wal_entries",
+            "State changes made durable in the log",
+            wal_entries.clone(),
+        );
         let epochs = EpochMetrics::default();
         epochs.register(r);
         let trials = Family::<StateLabel, Gauge>::default();
@@ -75,6 +91,8 @@ impl Metrics {
             registry,
             leases_granted,
             leases_expired,
+            wal_segments,
+            wal_entries,
             epochs,
             trials,
             workers,

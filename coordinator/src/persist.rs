@@ -1,8 +1,9 @@
 //! The coordinator's documents in the object store (layout in `wick_common::store::keys`):
 //! sweep specs and records, trial configs, records, data references, per-epoch metrics and
-//! summaries, the promotion of a worker's staged artifacts, and `load_all`, which reads
-//! everything back after a restart. Every write is one atomic `put`, made before the RPC
-//! that caused it answers.
+//! summaries, and the promotion of a worker's staged artifacts. The log (`wal`) is what a
+//! restart reads; these documents are written when a trial ends or a sweep is submitted,
+//! for people and tools. `load_all` reads them back for a store written before the log
+//! existed. Every write is one atomic `put`.
 
 use std::time::Instant;
 
@@ -10,8 +11,8 @@ use wick_common::store::{Store, keys};
 use wick_common::trial::TrialConfig;
 
 use crate::error::{Error, Result};
-use crate::records::{SpecDoc, SweepRecord, TrialRecord};
-use crate::state::{Change, State, SubmitPlan, Sweep};
+use crate::records::{SpecDoc, SweepRecord, TrialRecord, TrialState};
+use crate::state::{State, Sweep, Trial};
 
 /// Pretty JSON of a document (they are small, and people read them).
 fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -27,44 +28,44 @@ fn parse<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
     })
 }
 
-/// Writes a trial's record.
-pub async fn save_trial(store: &Store, record: &TrialRecord) -> Result<()> {
-    Ok(store
-        .put(&keys::trial_state(&record.trial_id), json(record))
-        .await?)
-}
-
-/// Writes the records of planned changes.
-pub async fn save_changes(store: &Store, changes: &[Change]) -> Result<()> {
-    for c in changes {
-        save_trial(store, &c.trial.record).await?;
+/// Writes an ended trial's documents: `config.json`, `data.json`, `state.json` and, when
+/// the log holds lines of it (`rows`), `metrics.jsonl`; clears the staging area of a
+/// succeeded trial. Every write is idempotent, so a settle cut short is simply redone.
+pub async fn save_ended(store: &Store, trial: &Trial, rows: &[(u32, String)]) -> Result<()> {
+    let id = trial.id();
+    let config = serde_json::to_vec(&trial.config).expect("configs always serialise");
+    let metrics = async {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let file = metrics_file(store, id, rows).await?;
+        Ok::<_, Error>(store.put(&keys::trial_metrics(id), file).await?)
+    };
+    let (config_key, data, state) = (keys::trial_config(id), data_key(id), keys::trial_state(id));
+    let docs = async {
+        futures::try_join!(
+            store.put(&config_key, config),
+            store.put(&data, json(&trial.record.data)),
+            store.put(&state, json(&trial.record)),
+        )
+        .map_err(Error::from)
+    };
+    futures::try_join!(docs, metrics)?;
+    if trial.record.state == TrialState::Succeeded {
+        clear_staging(store, id).await?;
     }
     Ok(())
 }
 
-/// Writes everything a submission creates: each new trial's config, data and record,
-/// each requeued trial's record, then the sweep's spec and record (last, so a sweep on
-/// disk always has its trials).
-pub async fn save_submit(store: &Store, plan: &SubmitPlan) -> Result<()> {
-    for c in &plan.changes {
-        let r = &c.trial.record;
-        if plan.new_trials.contains(&r.trial_id) {
-            let config = serde_json::to_vec(&c.trial.config).expect("configs always serialise");
-            store.put(&keys::trial_config(&r.trial_id), config).await?;
-        }
-        store.put(&data_key(&r.trial_id), json(&r.data)).await?;
-        save_trial(store, r).await?;
-    }
-    let id = &plan.sweep.record.sweep_id;
-    store
-        .put(
-            &keys::sweep_spec(id),
-            json(&SpecDoc::from(&plan.sweep.spec)),
-        )
-        .await?;
-    Ok(store
-        .put(&keys::sweep_state(id), json(&plan.sweep.record))
-        .await?)
+/// Writes a sweep's `spec.json` and `state.json`.
+pub async fn save_sweep(store: &Store, sweep: &Sweep) -> Result<()> {
+    let id = &sweep.record.sweep_id;
+    let (spec, state) = (keys::sweep_spec(id), keys::sweep_state(id));
+    futures::try_join!(
+        store.put(&spec, json(&SpecDoc::from(&sweep.spec))),
+        store.put(&state, json(&sweep.record)),
+    )?;
+    Ok(())
 }
 
 /// `trials/<id>/data.json`.
@@ -72,23 +73,20 @@ fn data_key(trial: &str) -> String {
     format!("{}data.json", keys::trial_dir(trial))
 }
 
-/// Appends epochs' metrics (`rows`: epoch and metrics, ascending) to `metrics.jsonl` in
-/// one write. Lines of the first row's epoch or later are dropped first: a resumed attempt
-/// repeats the epochs after its checkpoint, and the file keeps one line per epoch.
-/// `current` is the file's content when the caller remembers it (saving a read per
-/// report); returns the new content.
-pub async fn append_metrics(
-    store: &Store,
-    trial: &str,
-    rows: &[(u32, serde_json::Value)],
-    current: Option<Vec<u8>>,
-) -> Result<Vec<u8>> {
-    let key = keys::trial_metrics(trial);
-    let old = match current {
-        Some(c) => c,
-        None => store.get(&key).await?.unwrap_or_default().to_vec(),
-    };
+/// A trial's whole `metrics.jsonl`: the stored file's lines before the first of `rows`
+/// (an earlier run's epochs that a resumed one did not repeat), then `rows`. The stored
+/// file is only read when `rows` do not start at epoch 1.
+pub async fn metrics_file(store: &Store, trial: &str, rows: &[(u32, String)]) -> Result<Vec<u8>> {
     let first = rows.first().map_or(u32::MAX, |(e, _)| *e);
+    let old = if first > 1 {
+        store
+            .get(&keys::trial_metrics(trial))
+            .await?
+            .unwrap_or_default()
+            .to_vec()
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::with_capacity(old.len() + 256 * rows.len());
     for line in String::from_utf8_lossy(&old).lines() {
         let e = serde_json::from_str::<serde_json::Value>(line)
@@ -99,17 +97,10 @@ pub async fn append_metrics(
             out.push(b'\n');
         }
     }
-    for (epoch, metrics) in rows {
-        let mut line = metrics.clone();
-        if let Some(obj) = line.as_object_mut() {
-            obj.insert("epoch".into(), (*epoch).into());
-        } else {
-            line = serde_json::json!({ "epoch": epoch, "metrics": line });
-        }
-        out.extend_from_slice(line.to_string().as_bytes());
+    for (_, line) in rows {
+        out.extend_from_slice(line.as_bytes());
         out.push(b'\n');
     }
-    store.put(&key, out.clone()).await?;
     Ok(out)
 }
 
@@ -240,30 +231,27 @@ mod tests {
     use crate::grid;
 
     #[tokio::test]
-    async fn metrics_keep_one_line_per_epoch() {
+    async fn metrics_file_keeps_earlier_epochs_a_resume_did_not_repeat() {
         let store = Store::open("memory://").unwrap();
-        // Read from the store, and from the remembered content: the same file.
-        let mut current = None;
-        // Single epochs, a resume that repeats epochs 2 and 3, and a batch of two.
-        let reports: [&[u32]; 6] = [&[1], &[2], &[3], &[2], &[3], &[4, 5]];
-        for (i, epochs) in reports.into_iter().enumerate() {
-            let remembered = current.take().filter(|_| i % 2 == 1);
-            let rows: Vec<_> = epochs
+        let rows = |epochs: &[u32]| -> Vec<(u32, String)> {
+            epochs
                 .iter()
-                .map(|&e| (e, serde_json::json!({ "loss": e })))
-                .collect();
-            current = Some(
-                append_metrics(&store, "t-1", &rows, remembered)
-                    .await
-                    .unwrap(),
-            );
-        }
-        let text = store
-            .get(&keys::trial_metrics("t-1"))
+                .map(|&e| {
+                    (
+                        e,
+                        crate::records::metrics_line(e, &serde_json::json!({"loss": e})),
+                    )
+                })
+                .collect()
+        };
+        let first = metrics_file(&store, "t-1", &rows(&[1, 2, 3, 4]))
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(current.unwrap(), text.to_vec());
+        store.put(&keys::trial_metrics("t-1"), first).await.unwrap();
+        // A resumed run from epoch 2's checkpoint repeats 3 and 4 and goes on to 5.
+        let text = metrics_file(&store, "t-1", &rows(&[3, 4, 5]))
+            .await
+            .unwrap();
         let epochs: Vec<u64> = String::from_utf8_lossy(&text)
             .lines()
             .map(|l| {
@@ -273,6 +261,9 @@ mod tests {
             })
             .collect();
         assert_eq!(epochs, [1, 2, 3, 4, 5]);
+        // A run from scratch replaces the whole file without reading it.
+        let fresh = metrics_file(&store, "t-1", &rows(&[1])).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&fresh).lines().count(), 1);
     }
 
     #[tokio::test]
@@ -341,8 +332,14 @@ mod tests {
         let sid = grid::sweep_id(&configs, &spec);
         let mut st = State::new(Duration::from_secs(1), 3);
         let plan = st.submit(&spec, configs, &sid, 7);
-        save_submit(&store, &plan).await.unwrap();
         st.apply_submit(plan);
+        // The documents of a store written before the log existed.
+        save_sweep(&store, st.sweep(&sid).unwrap()).await.unwrap();
+        for id in st.sweep(&sid).unwrap().record.trial_ids.clone() {
+            save_ended(&store, st.trial(&id).unwrap(), &[])
+                .await
+                .unwrap();
+        }
 
         let mut back = State::new(Duration::from_secs(1), 3);
         load_all(&store, &mut back, Instant::now()).await.unwrap();

@@ -132,17 +132,6 @@ pub struct TrialRecord {
     pub data: DataDoc,
 }
 
-impl TrialRecord {
-    /// Whether `self` changes more of `before` than its epoch count and latest metrics,
-    /// which every epoch's report changes and `metrics.jsonl` already keeps.
-    pub fn differs_beyond_progress(&self, before: &TrialRecord) -> bool {
-        let mut progressed = before.clone();
-        progressed.epoch = self.epoch;
-        progressed.metrics.clone_from(&self.metrics);
-        progressed != *self
-    }
-}
-
 /// The durable record of one sweep (`sweeps/<id>/state.json`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -288,6 +277,18 @@ impl From<SpecDoc> for SweepSpec {
             max_parallel: d.max_parallel,
         }
     }
+}
+
+/// One `metrics.jsonl` line: an epoch's metrics object with its `epoch` added (metrics
+/// that are not an object are kept under `metrics`).
+pub fn metrics_line(epoch: u32, metrics: &serde_json::Value) -> String {
+    let mut line = metrics.clone();
+    if let Some(obj) = line.as_object_mut() {
+        obj.insert("epoch".into(), epoch.into());
+    } else {
+        line = serde_json::json!({ "epoch": epoch, "metrics": line });
+    }
+    line.to_string()
 }
 
 #[cfg(test)]

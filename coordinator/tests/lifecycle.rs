@@ -7,11 +7,28 @@ use std::time::Duration;
 
 use common::*;
 use tonic::Code;
+use tonic::transport::Channel;
 use wick_common::store::keys;
+use wick_proto::v1::sweeps_client::SweepsClient;
 use wick_proto::v1::{
-    BestTrialParams, EpochMetrics, FailParams, HeartbeatParams, LeaseParams, SubmitSweepParams,
-    SweepEvent, WatchSweepParams,
+    BestTrialParams, EpochMetrics, FailParams, GetArtifactParams, HeartbeatParams, LeaseParams,
+    SubmitSweepParams, SweepEvent, WatchSweepParams,
 };
+
+/// A trial's `metrics.jsonl` as GetArtifact serves it (a running trial's lines are still
+/// in the coordinator's log, not in the file).
+async fn live_metrics(sweeps: &mut SweepsClient<Channel>, trial: &str) -> Vec<u8> {
+    sweeps
+        .get_artifact(GetArtifactParams {
+            trial_id: trial.into(),
+            name: "metrics.jsonl".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .data
+        .to_vec()
+}
 
 /// Collects a watch stream until it ends.
 fn collect(mut stream: tonic::Streaming<SweepEvent>) -> tokio::task::JoinHandle<Vec<SweepEvent>> {
@@ -427,11 +444,8 @@ async fn a_batched_report_records_every_epoch_in_order() {
 
     let t = trial_status(&mut sweeps, &submitted.sweep_id, &a.trial_id).await;
     assert_eq!(t.epoch, 4);
-    let metrics = store
-        .get(&keys::trial_metrics(&a.trial_id))
-        .await
-        .unwrap()
-        .unwrap();
+    // A running trial's lines are in the log; GetArtifact shows them as its file.
+    let metrics = live_metrics(&mut sweeps, &a.trial_id).await;
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&metrics)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -442,11 +456,7 @@ async fn a_batched_report_records_every_epoch_in_order() {
 
     // The next report, one epoch alone, appends to the batch's lines.
     work.report_progress(progress(&a, 5)).await.unwrap();
-    let metrics = store
-        .get(&keys::trial_metrics(&a.trial_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let metrics = live_metrics(&mut sweeps, &a.trial_id).await;
     assert_eq!(String::from_utf8_lossy(&metrics).lines().count(), 5);
     work.report_progress(progress(&a, 6)).await.unwrap();
     let done = complete_params(&store, &a, r#"{"best_test_acc":0.6}"#, b"w").await;

@@ -149,7 +149,7 @@ async fn a_restarted_coordinator_continues_and_reruns_nothing_finished() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_epoch_without_a_checkpoint_writes_its_metrics_but_not_the_record() {
+async fn acknowledged_epochs_live_in_the_log_and_survive_a_restart() {
     let (_dir, url, store) = temp_store();
     let server = Running::start(config(&url)).await;
     let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
@@ -163,47 +163,33 @@ async fn an_epoch_without_a_checkpoint_writes_its_metrics_but_not_the_record() {
         .sweep_id;
     let w = register(&mut work, "w", "").await;
     let a = lease(&mut work, &w).await;
-    let record = || async {
-        store
-            .get(&keys::trial_state(&a.trial_id))
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let lines = || async {
-        let m = store
-            .get(&keys::trial_metrics(&a.trial_id))
-            .await
-            .unwrap()
-            .unwrap();
-        String::from_utf8(m.to_vec()).unwrap().lines().count()
-    };
-    work.report_progress(progress(&a, 1)).await.unwrap();
-    let saved = record().await;
     let bare = |epoch| wick_proto::v1::ProgressParams {
         checkpoint_key: String::new(),
         ..progress(&a, epoch)
     };
+    work.report_progress(progress(&a, 1)).await.unwrap();
     work.report_progress(bare(2)).await.unwrap();
-    assert_eq!(lines().await, 2, "every epoch's metrics are kept");
-    assert_eq!(
-        record().await,
-        saved,
-        "epoch 2 changed only the count and the metrics"
-    );
-    assert_eq!(trial_status(&mut sweeps, &sid, &a.trial_id).await.epoch, 2);
-    // A resume is something a restart needs: the record is written even without a
-    // checkpoint.
     let resumed = wick_proto::v1::ProgressParams {
         resumed_from_epoch: 1,
         ..bare(3)
     };
     work.report_progress(resumed).await.unwrap();
-    assert_ne!(record().await, saved);
-    let saved = record().await;
+    // No document is rewritten per report: the log holds the epochs until the trial ends.
+    for key in [
+        keys::trial_state(&a.trial_id),
+        keys::trial_metrics(&a.trial_id),
+    ] {
+        assert!(
+            !store.exists(&key).await.unwrap(),
+            "{key} written mid-trial"
+        );
+    }
+    assert!(
+        !store.list("coordinator/wal/").await.unwrap().is_empty(),
+        "the log has segments"
+    );
 
-    // After a restart the trial shows the last saved epoch, keeps its lease, and the
-    // next report brings it up to date.
+    // After a restart the trial shows every acknowledged epoch and keeps its lease.
     server.stop().await;
     let server = Running::start(config(&url)).await;
     let (mut sweeps, mut work) = (server.sweeps().await, server.work().await);
@@ -212,14 +198,36 @@ async fn an_epoch_without_a_checkpoint_writes_its_metrics_but_not_the_record() {
         (t.state.as_str(), t.epoch, t.resumed_from_epoch),
         ("running", 3, 1)
     );
+    let lines = |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().count();
+    let live = sweeps
+        .get_artifact(wick_proto::v1::GetArtifactParams {
+            trial_id: a.trial_id.clone(),
+            name: "metrics.jsonl".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(lines(&live), 3, "every epoch's metrics are kept");
     work.report_progress(progress(&a, 4)).await.unwrap();
-    assert_eq!(lines().await, 4);
-    assert_ne!(
-        record().await,
-        saved,
-        "a checkpoint is saved with the record"
-    );
-    assert_eq!(trial_status(&mut sweeps, &sid, &a.trial_id).await.epoch, 4);
+    let p = complete_params(&store, &a, "{}", b"w").await;
+    work.complete(p).await.unwrap();
+    // Once the trial ends, its documents are in the store when Complete answers.
+    let file = store
+        .get(&keys::trial_metrics(&a.trial_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lines(&file), 4);
+    let record: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(&keys::trial_state(&a.trial_id))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["state"], "succeeded");
     server.stop().await;
 }
 

@@ -25,7 +25,8 @@ impl State {
     /// Records a worker under `worker_id` (a fresh id: a re-registering worker gets a new
     /// one, and its old registration simply goes stale).
     pub fn register(&mut self, worker_id: &str, p: &RegisterParams, now: Instant) {
-        let seq = self.seq();
+        self.next_worker_seq += 1;
+        let seq = self.next_worker_seq;
         let name = if p.name.trim().is_empty() {
             worker_id.to_string()
         } else {
@@ -92,6 +93,55 @@ impl State {
             trial,
             kind: EventKind::Running,
         }))
+    }
+
+    /// Holds the clock of a lease just granted: its worker hears of it only once the
+    /// grant is durable, which may take a store outage, and it cannot heartbeat a lease
+    /// it has not heard of.
+    pub fn hold(&mut self, lease_id: &str) {
+        self.unacked.insert(lease_id.to_string());
+    }
+
+    /// The grant of `lease_id` is durable and answered: its clock starts now.
+    pub fn start_clock(&mut self, lease_id: &str, now: Instant) {
+        if !self.unacked.remove(lease_id) {
+            return;
+        }
+        let ttl = self.lease_ttl;
+        if let Some(t) = self
+            .leases
+            .get(lease_id)
+            .and_then(|id| self.trials.get_mut(id))
+            .filter(|t| t.expiry.is_some())
+        {
+            t.expiry = Some(now + ttl);
+        }
+    }
+
+    /// Plans giving back a trial whose grant never reached its worker (the call was
+    /// cancelled or failed before the grant was durable): queued again as it was, the
+    /// attempt not counted. `None` when the lease has already ended.
+    pub fn unanswered(&mut self, lease_id: &str) -> Option<Change> {
+        self.unacked.remove(lease_id);
+        let t = self.trials.get(self.leases.get(lease_id)?)?;
+        if t.record.state != TrialState::Running {
+            return None;
+        }
+        let mut trial = t.clone();
+        let r = &mut trial.record;
+        r.state = TrialState::Queued;
+        r.lease_id = None;
+        r.attempts = r.attempts.saturating_sub(1);
+        r.epoch = r.checkpoint_epoch;
+        r.message = format!(
+            "the lease granted to worker {} never reached it (its call ended first); queued again",
+            r.worker
+        );
+        trial.expiry = None;
+        Some(Change {
+            trial,
+            kind: EventKind::Queued,
+        })
     }
 
     /// Stops the lease clock while the coordinator was not listening. Every locked
@@ -288,6 +338,12 @@ impl State {
             .trials
             .values()
             .filter(|t| t.record.state == TrialState::Running && t.expiry.is_none_or(|e| now >= e))
+            .filter(|t| {
+                !t.record
+                    .lease_id
+                    .as_ref()
+                    .is_some_and(|l| self.unacked.contains(l))
+            })
             .map(|t| {
                 let mut trial = t.clone();
                 let r = &mut trial.record;

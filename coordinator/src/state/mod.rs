@@ -2,14 +2,17 @@
 //! no I/O and the time passed in, so every transition is unit-tested.
 //!
 //! Durable transitions are planned, then applied: an operation reads the state (`&self`)
-//! and returns the [`Change`]s it would make; the caller persists them and only then calls
-//! [`State::apply`]. A failed write therefore leaves memory as it was, agreeing with the
-//! store. What is not durable (worker registrations, lease expiry times) changes in place.
+//! and returns the [`Change`]s it would make; the caller applies them with
+//! [`State::apply`] and hands them to the log in the same critical section, so the log's
+//! order is the order of application. What is not durable (worker registrations, lease
+//! expiry times) changes in place.
 //!
 //! `leases` holds the worker-facing transitions (lease, heartbeat, progress, complete,
-//! fail, expiry), `sweeps` submission, cancellation and the best trial; this file the
-//! types, loading, applying and the queries.
+//! fail, expiry), `sweeps` submission, cancellation and the best trial, `durable`
+//! snapshots, recovery and the per-epoch metrics lines; this file the types, loading,
+//! applying and the queries.
 
+mod durable;
 mod early_stop;
 pub use early_stop::Policy;
 mod leases;
@@ -17,7 +20,7 @@ mod sweeps;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use wick_common::trial::TrialConfig;
@@ -111,6 +114,30 @@ impl EventKind {
             EventKind::StoppedEarly => "stopped_early",
         }
     }
+
+    /// The kind named `name` (as [`EventKind::as_str`] gives it).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        use EventKind::*;
+        [
+            Snapshot,
+            Queued,
+            Running,
+            Epoch,
+            Retrying,
+            Succeeded,
+            Failed,
+            Cancelled,
+            StoppedEarly,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// Whether the trial ends with this event (until it is submitted again).
+    pub fn ends_trial(self) -> bool {
+        use EventKind::*;
+        matches!(self, Succeeded | Failed | Cancelled | StoppedEarly)
+    }
 }
 
 /// One planned transition of a trial: persist `trial.record`, then apply.
@@ -148,11 +175,19 @@ pub struct State {
     leases: HashMap<String, String>,
     /// Registered workers by id.
     workers: HashMap<String, Worker>,
-    /// Next queue position / registration number.
+    /// Last queue position handed out (durable: a recovered queue keeps its order).
     next_seq: u64,
+    /// Last registration number handed out (workers are not durable, so neither is this).
+    next_worker_seq: u64,
     /// Each trial's early-stopping score per epoch (index epoch - 1; higher is better),
     /// from its progress reports.
     scores: HashMap<String, Vec<f64>>,
+    /// Each trial's `metrics.jsonl` lines (epoch, line) not yet written to its file: they
+    /// are durable in the log, and go to the file when the trial ends.
+    rows: HashMap<String, Vec<(u32, String)>>,
+    /// Leases granted whose grant is not yet durable, so not yet told to their worker:
+    /// their clock has not started (see `hold`).
+    unacked: HashSet<String>,
     /// When the state was last looked at (see `catch_up`).
     attentive: Option<Instant>,
 }
@@ -216,7 +251,10 @@ impl State {
             leases: HashMap::new(),
             workers: HashMap::new(),
             next_seq: 0,
+            next_worker_seq: 0,
             scores: HashMap::new(),
+            rows: HashMap::new(),
+            unacked: HashSet::new(),
             attentive: None,
         }
     }
@@ -272,7 +310,7 @@ impl State {
         }
     }
 
-    /// Installs planned transitions (after they were persisted).
+    /// Installs planned transitions.
     pub fn apply(&mut self, changes: Vec<Change>) {
         for Change { mut trial, kind } in changes {
             let id = trial.id().to_string();
@@ -290,6 +328,7 @@ impl State {
             }
             if matches!(kind, EventKind::Epoch | EventKind::StoppedEarly) {
                 self.record_score(&trial);
+                self.record_row(&trial);
             }
             self.trials.insert(id, trial);
         }

@@ -493,3 +493,35 @@ fn time_the_coordinator_was_not_listening_does_not_count_against_leases() {
     assert_eq!(st.expired(t2).len(), 1);
     assert_eq!(state_of(&st, &ids[1]), TrialState::Queued);
 }
+
+#[test]
+fn a_grant_not_yet_durable_keeps_its_lease_and_one_never_answered_is_given_back() {
+    let t0 = Instant::now();
+    let (mut st, _, ids) = setup(&spec(&[12, 40], &[]), t0);
+    // A grant waiting on a slow store: its worker cannot heartbeat it yet.
+    let held = lease(&mut st, "l1", t0);
+    st.hold("l1");
+    assert!(st.expired(t0 + TTL * 5).is_empty(), "a held lease expired");
+    // Durable and answered: the clock starts then, not at the grant.
+    st.start_clock("l1", t0 + TTL * 5);
+    assert!(st.expired(t0 + TTL * 5 + TTL / 2).is_empty());
+    assert_eq!(
+        st.expired(t0 + TTL * 7).len(),
+        1,
+        "a started lease never expired"
+    );
+
+    // A grant whose call ended unanswered goes back to the queue, its attempt uncounted.
+    let other = lease(&mut st, "l2", t0);
+    assert_ne!(other.id(), held.id());
+    st.hold("l2");
+    let back = st.unanswered("l2").expect("the trial given back");
+    assert_eq!(back.trial.record.state, TrialState::Queued);
+    assert_eq!(back.trial.record.attempts, 0);
+    st.apply(vec![back]);
+    assert!(ids.contains(&other.id().to_string()));
+    assert_eq!(state_of(&st, other.id()), TrialState::Queued);
+    assert!(is_fenced(st.valid_lease("l2", other.id(), t0)));
+    assert!(st.unanswered("l2").is_none(), "given back twice");
+    assert_eq!(lease(&mut st, "l3", t0).id(), other.id());
+}

@@ -374,6 +374,7 @@ async fn run_trial(
             trial_id: a.trial_id.clone(),
             summary_json: summary.to_string(),
             staging_prefix: staging,
+            staged: vec!["model.safetensors".into()],
         })
         .await;
     let took = ms(at);

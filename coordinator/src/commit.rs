@@ -21,6 +21,10 @@ use crate::wal::{self, Position};
 /// Log bytes after which a snapshot is written, at least (or the last snapshot's size,
 /// whichever is larger, so writing snapshots costs at most as much as the log).
 const MIN_LOG_BYTES: u64 = 8 << 20;
+/// Log segments after which a snapshot is written, at least (or one per 16 KiB of the
+/// last snapshot): a restart reads every segment since the snapshot, and a busy
+/// coordinator writes many small ones.
+const MIN_SEGMENTS: u64 = 2000;
 /// First pause after a failed write.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between retries.
@@ -66,11 +70,13 @@ impl Coordinator {
     pub async fn run_committer(self: Arc<Self>, pos: Position, settle: SettleQueue) {
         let (mut seq, mut log_bytes, mut snap_bytes) =
             (pos.next_segment, pos.log_bytes, pos.snapshot_bytes);
+        let mut segments = pos.next_segment - pos.snapshot - 1;
         let mut stopped = self.shutdown.clone();
         loop {
             let woken = self.journal.wake.notified();
-            let snapshot_due =
-                log_bytes >= MIN_LOG_BYTES.max(snap_bytes) && self.journal.has_pending();
+            let snapshot_due = (log_bytes >= MIN_LOG_BYTES.max(snap_bytes)
+                || segments >= MIN_SEGMENTS.max(snap_bytes >> 14))
+                && self.journal.has_pending();
             // A snapshot is taken with the batch it follows, under the state lock, so it
             // is exactly the state after this segment.
             let (items, upto, snapshot) = if snapshot_due {
@@ -101,6 +107,7 @@ impl Coordinator {
             self.metrics.wal_segments.inc();
             self.metrics.wal_entries.inc_by(items.len() as u64);
             log_bytes += size;
+            segments += 1;
             let mut jobs = Vec::new();
             for item in items {
                 for c in &item.events {
@@ -117,7 +124,7 @@ impl Coordinator {
                 {
                     break;
                 }
-                log_bytes = 0;
+                (log_bytes, segments) = (0, 0);
                 tracing::info!(segment = seq, bytes = snap_bytes, "snapshot written");
                 let store = self.store.clone();
                 tokio::spawn(async move {
@@ -191,7 +198,17 @@ impl Coordinator {
             }
             (t.clone(), st.rows(id).to_vec())
         };
-        persist::save_ended(&self.store, &trial, &rows).await?;
+        let staged = self
+            .staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        persist::save_ended(&self.store, &trial, &rows, staged.as_deref()).await?;
+        self.staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         self.state.lock().await.drop_rows(id, &rows);
         Ok(())
     }

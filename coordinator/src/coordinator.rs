@@ -6,6 +6,7 @@
 //! and heartbeats never wait for a write. The gRPC services are thin layers over these
 //! methods.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,9 @@ pub struct Coordinator {
     /// Leases granted whose answer never went out (see [`Unanswered`]); the reaper gives
     /// their trials back.
     abandoned: std::sync::Mutex<Vec<String>>,
+    /// The staged keys of trials completing on their first lease, named by their worker:
+    /// the settler deletes exactly these instead of listing the staging area.
+    pub(crate) staged: std::sync::Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// A lease granted but not yet answered. Dropped unanswered (the worker's call was
@@ -163,6 +167,7 @@ impl Coordinator {
             events: Events::default(),
             work_changed: tokio::sync::Notify::new(),
             abandoned: Default::default(),
+            staged: Default::default(),
             shutdown,
             metrics,
         });
@@ -493,13 +498,21 @@ impl Coordinator {
             .complete(p, Instant::now())
             .inspect_err(refused)?;
         let (written, ()) = futures::try_join!(
-            persist::promote(&self.store, &p.trial_id, &p.staging_prefix),
+            persist::promote(&self.store, &p.trial_id, &p.staging_prefix, &p.staged),
             persist::save_summary(&self.store, &p.trial_id, &summary),
         )?;
         let (n, worker) = {
             let mut st = self.lock().await;
             let (change, _) = st.complete(p, Instant::now()).inspect_err(refused)?;
             let worker = change.trial.record.worker.clone();
+            if change.trial.record.attempts == 1 && !p.staged.is_empty() {
+                let prefix = format!("{}/", p.staging_prefix.trim_end_matches('/'));
+                let keys = p.staged.iter().map(|n| format!("{prefix}{n}")).collect();
+                self.staged
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(p.trial_id.clone(), keys);
+            }
             (self.commit(&mut st, vec![change]), worker)
         };
         self.durable(n, true).await?;

@@ -30,8 +30,14 @@ fn parse<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
 
 /// Writes an ended trial's documents: `config.json`, `data.json`, `state.json` and, when
 /// the log holds lines of it (`rows`), `metrics.jsonl`; clears the staging area of a
-/// succeeded trial. Every write is idempotent, so a settle cut short is simply redone.
-pub async fn save_ended(store: &Store, trial: &Trial, rows: &[(u32, String)]) -> Result<()> {
+/// succeeded trial (`staged`: its staged keys, when they are known to be all of them).
+/// Every write is idempotent, so a settle cut short is simply redone.
+pub async fn save_ended(
+    store: &Store,
+    trial: &Trial,
+    rows: &[(u32, String)],
+    staged: Option<&[String]>,
+) -> Result<()> {
     let id = trial.id();
     let config = serde_json::to_vec(&trial.config).expect("configs always serialise");
     let metrics = async {
@@ -50,10 +56,15 @@ pub async fn save_ended(store: &Store, trial: &Trial, rows: &[(u32, String)]) ->
         )
         .map_err(Error::from)
     };
-    futures::try_join!(docs, metrics)?;
-    if trial.record.state == TrialState::Succeeded {
-        clear_staging(store, id).await?;
-    }
+    // The log holds the outcome, and the model was promoted before it was logged, so
+    // the staging area can go while the documents are written.
+    let staging = async {
+        if trial.record.state == TrialState::Succeeded {
+            clear_staging(store, id, staged).await?;
+        }
+        Ok::<_, Error>(())
+    };
+    futures::try_join!(docs, metrics, staging)?;
     Ok(())
 }
 
@@ -116,36 +127,66 @@ pub async fn save_summary(store: &Store, trial: &str, summary: &serde_json::Valu
 /// Returns the keys written. Refuses a staging prefix without a model, so a succeeded
 /// trial can always serve inference. The staged files stay (see [`clear_staging`]), so a
 /// completion that fails half-way (the store went down) can be retried as a whole.
-pub async fn promote(store: &Store, trial: &str, staging_prefix: &str) -> Result<Vec<String>> {
+pub async fn promote(
+    store: &Store,
+    trial: &str,
+    staging_prefix: &str,
+    staged: &[String],
+) -> Result<Vec<String>> {
     let prefix = format!("{}/", staging_prefix.trim_end_matches('/'));
-    let staged = store.list(&prefix).await?;
-    if !staged
+    let names: Vec<String> = if staged.is_empty() {
+        store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k.strip_prefix(&prefix).unwrap_or(&k).to_string())
+            .collect()
+    } else {
+        staged.to_vec()
+    };
+    if let Some(bad) = names
         .iter()
-        .any(|(k, _)| k.strip_prefix(&prefix) == Some("model.safetensors"))
+        .find(|n| n.is_empty() || n.contains('/') || n.starts_with('.'))
     {
+        return Err(Error::InvalidArgument(format!(
+            "staged file name '{bad}' is not a plain file name; stage files directly under '{prefix}'"
+        )));
+    }
+    if !names.iter().any(|n| n == "model.safetensors") {
         return Err(Error::InvalidArgument(format!(
             "nothing named model.safetensors is staged under '{prefix}'; upload the final artifacts there before calling Complete"
         )));
     }
     // Copies inside the store (no bytes through the coordinator), all at once.
-    let copies = staged.iter().map(|(key, _)| {
-        let name = key.strip_prefix(&prefix).unwrap_or(key);
-        let dest = match name {
+    let copies = names.iter().map(|name| {
+        let dest = match name.as_str() {
             "model.safetensors" => keys::trial_model(trial),
             other => keys::trial_artifact(trial, other),
         };
-        async move { store.copy(key, &dest).await.map(|()| dest) }
+        let key = format!("{prefix}{name}");
+        async move { store.copy(&key, &dest).await.map(|()| dest) }
     });
     Ok(futures::future::try_join_all(copies).await?)
 }
 
 /// Deletes every staged file of a trial, once its record says it succeeded: the promoted
-/// attempt's, and any an attempt left when its worker died while uploading.
-pub async fn clear_staging(store: &Store, trial: &str) -> Result<()> {
-    let prefix = format!("{}staging/", keys::trial_dir(trial));
-    for (key, _) in store.list(&prefix).await? {
-        store.delete(&key).await?;
-    }
+/// attempt's, and any an attempt left when its worker died while uploading. `known`, the
+/// staged keys when they are all there is (one attempt ever, its names given), spares a
+/// listing.
+pub async fn clear_staging(store: &Store, trial: &str, known: Option<&[String]>) -> Result<()> {
+    let keys: Vec<String> = match known {
+        Some(k) => k.to_vec(),
+        None => {
+            let prefix = format!("{}staging/", keys::trial_dir(trial));
+            store
+                .list(&prefix)
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        }
+    };
+    futures::future::try_join_all(keys.iter().map(|k| store.delete(k))).await?;
     Ok(())
 }
 
@@ -270,7 +311,7 @@ mod tests {
     async fn promotion_moves_model_and_plots_and_clears_staging() {
         let store = Store::open("memory://").unwrap();
         let staging = "trials/t-1/staging/L1/";
-        let e = promote(&store, "t-1", staging).await.unwrap_err();
+        let e = promote(&store, "t-1", staging, &[]).await.unwrap_err();
         assert!(e.to_string().contains("model.safetensors"), "{e}");
         store
             .put(
@@ -283,17 +324,34 @@ mod tests {
             .put("trials/t-1/staging/L1/samples.png", b"png".to_vec())
             .await
             .unwrap();
-        let mut written = promote(&store, "t-1", staging.trim_end_matches('/'))
+        let mut written = promote(&store, "t-1", staging.trim_end_matches('/'), &[])
             .await
             .unwrap();
-        // Promoting again (a retried completion) finds the same files.
-        assert_eq!(promote(&store, "t-1", staging).await.unwrap().len(), 2);
+        // Promoting again (a retried completion) finds the same files; named, they are
+        // not looked for.
+        assert_eq!(promote(&store, "t-1", staging, &[]).await.unwrap().len(), 2);
+        let named = ["model.safetensors".to_string()];
+        assert_eq!(
+            promote(&store, "t-1", staging, &named).await.unwrap(),
+            ["trials/t-1/model.safetensors"]
+        );
+        for bad in ["../x", "a/b", ""] {
+            let names = ["model.safetensors".to_string(), bad.to_string()];
+            let e = promote(&store, "t-1", staging, &names).await.unwrap_err();
+            assert!(e.to_string().contains("plain file name"), "{e}");
+        }
+        let missing = ["model.safetensors".to_string(), "gone.png".to_string()];
+        assert!(promote(&store, "t-1", staging, &missing).await.is_err());
+        // Known keys are deleted without a listing, and only they.
+        let one = ["trials/t-1/staging/L1/samples.png".to_string()];
+        clear_staging(&store, "t-1", Some(&one)).await.unwrap();
+        assert_eq!(store.list("trials/t-1/staging/").await.unwrap().len(), 1);
         // A dead attempt's leftovers go too.
         store
             .put("trials/t-1/staging/L0/plot.png", b"old".to_vec())
             .await
             .unwrap();
-        clear_staging(&store, "t-1").await.unwrap();
+        clear_staging(&store, "t-1", None).await.unwrap();
         assert!(store.list("trials/t-1/staging/").await.unwrap().is_empty());
         written.sort();
         assert_eq!(
@@ -336,7 +394,7 @@ mod tests {
         // The documents of a store written before the log existed.
         save_sweep(&store, st.sweep(&sid).unwrap()).await.unwrap();
         for id in st.sweep(&sid).unwrap().record.trial_ids.clone() {
-            save_ended(&store, st.trial(&id).unwrap(), &[])
+            save_ended(&store, st.trial(&id).unwrap(), &[], None)
                 .await
                 .unwrap();
         }

@@ -246,13 +246,13 @@ async fn cancel_revokes_leases_and_bad_requests_say_what_is_wrong() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("window length L"), "{bad:?}");
     let mut huge = spec(&(1..=200).collect::<Vec<_>>(), &[], 2);
-    huge.seed = (0..100).collect();
+    huge.seed = (0..1000).collect();
     let bad = sweeps
         .submit_sweep(SubmitSweepParams { spec: Some(huge) })
         .await
         .unwrap_err();
     assert!(
-        bad.code() == Code::InvalidArgument && bad.message().contains("10000"),
+        bad.code() == Code::InvalidArgument && bad.message().contains("above the limit of 100000"),
         "{bad:?}"
     );
     let e = sweeps

@@ -356,6 +356,7 @@ async fn worker(
         trial_id: a.trial_id.clone(),
         summary_json: summary.to_string(),
         staging_prefix,
+        staged: Vec::new(),
     })
     .await
     .map_err(|s| format!("{name}: Complete of trial {}: {s}", a.trial_id))?;

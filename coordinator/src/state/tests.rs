@@ -78,6 +78,7 @@ fn complete(lease: &str, trial: &str, summary: &str) -> CompleteParams {
         trial_id: trial.into(),
         summary_json: summary.into(),
         staging_prefix: format!("trials/{trial}/staging/{lease}/"),
+        staged: Vec::new(),
     }
 }
 

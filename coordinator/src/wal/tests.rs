@@ -86,6 +86,7 @@ fn history(seed: u64, steps: usize) -> (State, Vec<Entry>) {
                     st.complete(
                         &CompleteParams {
                             staging_prefix: format!("trials/{trial}/staging/{lease}/"),
+                            staged: Vec::new(),
                             lease_id: lease,
                             trial_id: trial,
                             summary_json: "{}".into(),

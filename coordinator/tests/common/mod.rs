@@ -203,6 +203,7 @@ pub async fn complete_params(
         trial_id: a.trial_id.clone(),
         summary_json: summary.into(),
         staging_prefix: stage(store, a, weights).await,
+        staged: Vec::new(),
     }
 }
 

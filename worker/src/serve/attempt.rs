@@ -516,6 +516,7 @@ async fn complete(lease: &Lease, out: &Path, mut summary: Value) -> Result<(), F
         trial_id: lease.trial.clone(),
         summary_json: summary.to_string(),
         staging_prefix: prefix.clone(),
+        staged: files.iter().map(|(name, _)| name.clone()).collect(),
     };
     let limits = Limits {
         stop: &[&lease.revoked, &lease.w.stop],

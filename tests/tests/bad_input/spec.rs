@@ -38,7 +38,7 @@ pub fn spec_cases(ctx: &Ctx) -> Vec<Case> {
             &["--random 0", "at least 1", "leave --random out"],
         ),
         cli(
-            "grid of 100,000 trials",
+            "grid of 1,000,000 trials",
             [
                 s(&[
                     "sweep",
@@ -49,21 +49,21 @@ pub fn spec_cases(ctx: &Ctx) -> Vec<Case> {
                     "--epochs",
                     "2",
                 ]),
-                s(&["--l", &many(100), "--hidden", &many(1000), "--detach"]),
+                s(&["--l", &many(100), "--hidden", &many(10000), "--detach"]),
             ]
             .concat(),
             1,
             &[
-                "100000 trials",
-                "limit of 10000",
+                "1000000 trials",
+                "limit of 100000",
                 "split it into several sweeps",
             ],
         ),
         cli(
             "random draws above the cap",
-            covid(&["--random", "20000", "--detach"]),
+            covid(&["--random", "200000", "--detach"]),
             1,
-            &["--random 20000 draws 20000 trials", "limit of 10000"],
+            &["--random 200000 draws 200000 trials", "limit of 100000"],
         ),
         cli(
             "random: reversed log range",

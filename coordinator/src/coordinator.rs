@@ -203,14 +203,14 @@ impl Coordinator {
         }
     }
 
-    /// The state, locked,    /// The state, locked, with the lease clock caught up (see `State::catch_up`): while a
-    /// store write held the lock through an outage, no heartbeat could be heard, and that
-    /// time must not count against the workers' leases.
+    /// The state, locked, with the lease clock caught up (see `State::catch_up`): while
+    /// the process was not running (starved or suspended), no heartbeat could be heard,
+    /// and that time must not count against the workers' leases.
     async fn lock(&self) -> tokio::sync::MutexGuard<'_, State> {
         let mut st = self.state.lock().await;
         if let Some(gap) = st.catch_up(Instant::now()) {
             tracing::info!(
-                "the state was busy for {gap:?} (a slow store write?); running leases extended by as much"
+                "the state was not looked at for {gap:?} (the process starved or suspended?); running leases extended by as much"
             );
         }
         st

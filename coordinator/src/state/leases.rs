@@ -147,8 +147,8 @@ impl State {
     /// Stops the lease clock while the coordinator was not listening. Every locked
     /// operation calls this first, and the reaper takes the lock every heartbeat interval,
     /// so a gap of more than a quarter TTL since the last call means that nothing was
-    /// heard meanwhile (a store write held the lock through an outage, or the process was
-    /// starved): every lease still live when the gap began is extended by it, instead of
+    /// heard meanwhile (the process was starved or suspended; the lock is never held across
+    /// store I/O): every lease still live when the gap began is extended by it, instead of
     /// being expired for heartbeats that were waiting in line. Returns that gap, if any.
     pub fn catch_up(&mut self, now: Instant) -> Option<Duration> {
         let last = self.attentive.replace(now)?;

@@ -45,6 +45,7 @@ mod tests {
             hidden: 400,
             latent: 50,
             limit: 0,
+            val: 0.0,
         };
         let a = trial_id(&TrialConfig::Vae(c.clone()), "data/sha256-aa/faces.tar");
         assert_eq!(

@@ -88,6 +88,11 @@ pub struct CovidConfig {
     pub start: String,
     /// `random` (the coursework's) or `time` (last days of every country held out).
     pub split: String,
+    /// Fraction of the training windows held out for validation: model selection and
+    /// calibration use it, never the test set. 0 trains on every training window and
+    /// serves the last epoch (left out of the JSON then, so older trials keep their ids).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub val: f64,
 }
 
 /// Hyperparameters of a VAE trial.
@@ -111,6 +116,27 @@ pub struct VaeConfig {
     pub latent: usize,
     /// Use only the first N images (0 = all): for quick runs and tests.
     pub limit: usize,
+    /// Fraction of the images held out for validation −ELBO, which picks the epoch whose
+    /// weights are served. 0 trains on every image and serves the last epoch (left out of
+    /// the JSON then, so older trials keep their ids).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub val: f64,
+}
+
+/// Largest validation fraction accepted: beyond it too little is left to train on.
+pub const MAX_VAL: f64 = 0.5;
+
+/// The default validation fraction of sweeps and `worker train`.
+pub const DEFAULT_VAL: f64 = 0.15;
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn check_val(val: f64) -> Result<()> {
+    check(val.is_finite() && (0.0..=MAX_VAL).contains(&val), || {
+        format!("validation fraction must be between 0 and {MAX_VAL}, got {val}")
+    })
 }
 
 /// One trial: a task and its hyperparameters.
@@ -180,7 +206,8 @@ impl TrialConfig {
                 })?;
                 check(c.split == "random" || c.split == "time", || {
                     format!("split must be 'random' or 'time', got '{}'", c.split)
-                })
+                })?;
+                check_val(c.val)
             }
             TrialConfig::Vae(c) => {
                 check_common(c.epochs, c.lr, c.batch)?;
@@ -207,7 +234,8 @@ impl TrialConfig {
                         "latent dimensions must be between 1 and 1024, got {}",
                         c.latent
                     )
-                })
+                })?;
+                check_val(c.val)
             }
         }
     }
@@ -251,6 +279,7 @@ mod tests {
             threshold: 0.7,
             start: "2020-03-01".into(),
             split: "random".into(),
+            val: 0.0,
         })
     }
 
@@ -298,6 +327,7 @@ mod tests {
             hidden: 400,
             latent: 50,
             limit: 0,
+            val: 0.0,
         });
         let e = v.validate().unwrap_err().to_string();
         assert!(e.contains("KL weight"), "{e}");

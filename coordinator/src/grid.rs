@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use wick_common::ids;
 
 use crate::records::DataDoc;
-use wick_common::trial::{Cell, CovidConfig, TrialConfig, VaeConfig};
+use wick_common::trial::{Cell, CovidConfig, DEFAULT_VAL, TrialConfig, VaeConfig};
 use wick_proto::v1::SweepSpec;
 
 use crate::error::{Error, Result};
@@ -112,6 +112,11 @@ fn split(spec: &SweepSpec) -> String {
     }
 }
 
+/// The validation fraction the spec names (default [`DEFAULT_VAL`]).
+fn val(spec: &SweepSpec) -> f64 {
+    spec.val.unwrap_or(DEFAULT_VAL)
+}
+
 fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
     let (cells, split) = (cells(spec)?, split(spec));
     for &l in &or(&spec.l, &[40]) {
@@ -131,6 +136,7 @@ fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
                                 threshold: COVID_THRESHOLD,
                                 start: COVID_START.into(),
                                 split: split.clone(),
+                                val: val(spec),
                             }));
                         }
                     }
@@ -158,6 +164,7 @@ fn vae_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) {
                                 hidden: hidden as usize,
                                 latent: VAE_LATENT,
                                 limit: spec.limit as usize,
+                                val: val(spec),
                             }));
                         }
                     }

@@ -191,6 +191,9 @@ pub struct SpecDoc {
     pub eta: u32,
     /// Concurrency limit.
     pub max_parallel: u32,
+    /// Validation fraction (absent: the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val: Option<f64>,
 }
 
 /// A random-search range; mirrors the protocol's `Range`.
@@ -239,6 +242,7 @@ impl From<&SweepSpec> for SpecDoc {
             min_epochs: s.min_epochs,
             eta: s.eta,
             max_parallel: s.max_parallel,
+            val: s.val,
         }
     }
 }
@@ -275,6 +279,7 @@ impl From<SpecDoc> for SweepSpec {
             min_epochs: d.min_epochs,
             eta: d.eta,
             max_parallel: d.max_parallel,
+            val: d.val,
         }
     }
 }

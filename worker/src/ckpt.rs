@@ -20,6 +20,9 @@ use crate::params::Params;
 /// Prefix of the model parameters' names in checkpoint and model files.
 pub const MODEL_PREFIX: &str = "model.";
 
+/// Prefix, before [`MODEL_PREFIX`], of the kept best-validation weights in a checkpoint.
+const BEST_PREFIX: &str = "best.";
+
 /// Format tag stored in every file, checked on load.
 const FORMAT: &str = "wick-checkpoint-1";
 
@@ -33,8 +36,29 @@ pub struct Checkpoint {
     pub adam_step: u64,
     /// Per-epoch metrics so far, as JSON (task-specific shape).
     pub history: serde_json::Value,
+    /// The weights validation ranked best so far, when the run keeps them.
+    pub best: Option<Best>,
     /// All tensors: `model.*` parameters and `adam.*` optimizer state.
     pub tensors: HashMap<String, Tensor>,
+}
+
+/// The weights a run will serve: those of the epoch its validation set ranks best so far.
+/// A checkpoint carries them, so a resumed run still serves the best epoch before the
+/// interruption.
+#[derive(Clone)]
+pub struct Best {
+    /// 1-based epoch the weights are from.
+    pub epoch: usize,
+    /// Parameters named as [`Params::tensors`] with [`MODEL_PREFIX`] gives them (copies).
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// What [`CkptDir::resume`] restores besides the model and optimizer.
+pub struct Resumed<H> {
+    /// Per-epoch metrics up to the checkpoint.
+    pub history: Vec<H>,
+    /// The best-validation weights up to the checkpoint, when it kept them.
+    pub best: Option<Best>,
 }
 
 /// Serialises tensors and metadata to safetensors bytes.
@@ -101,14 +125,36 @@ pub fn from_bytes(bytes: &[u8], what: &str, device: &Device) -> Result<Checkpoin
         Some(h) => serde_json::from_str(h).with_context(|| format!("{what}: bad history"))?,
         None => serde_json::Value::Null,
     };
-    let tensors = candle_core::safetensors::load_buffer(bytes, device)
+    let mut tensors = candle_core::safetensors::load_buffer(bytes, device)
         .with_context(|| format!("{what}: cannot decode its tensors (truncated or corrupt?)"))?;
+    let best = match meta.get("best_epoch") {
+        Some(e) => {
+            let epoch = e
+                .parse()
+                .with_context(|| format!("{what}: bad best_epoch"))?;
+            let names: Vec<String> = tensors
+                .keys()
+                .filter(|k| k.starts_with(BEST_PREFIX))
+                .cloned()
+                .collect();
+            let tensors = names
+                .into_iter()
+                .filter_map(|k| {
+                    let t = tensors.remove(&k)?;
+                    Some((k[BEST_PREFIX.len()..].to_string(), t))
+                })
+                .collect();
+            Some(Best { epoch, tensors })
+        }
+        None => None,
+    };
     Ok(Checkpoint {
         config,
         epoch,
         adam_step,
         history,
         tensors,
+        best,
     })
 }
 
@@ -193,18 +239,21 @@ impl CkptDir {
         Ok(Some(ck))
     }
 
-    /// Restores `params`, `adam` and the metric history from the newest checkpoint of
-    /// `config` (an empty history when there is none), so training continues where it
-    /// stopped.
+    /// Restores `params`, `adam`, the metric history and the best weights from the newest
+    /// checkpoint of `config` (an empty history when there is none), so training
+    /// continues where it stopped.
     pub fn resume<H: serde::de::DeserializeOwned>(
         &self,
         config: &TrialConfig,
         params: &Params,
         adam: &mut Adam,
         device: &Device,
-    ) -> Result<Vec<H>> {
+    ) -> Result<Resumed<H>> {
         let Some(ck) = self.latest(config, device)? else {
-            return Ok(Vec::new());
+            return Ok(Resumed {
+                history: Vec::new(),
+                best: None,
+            });
         };
         params
             .load(&ck.tensors, MODEL_PREFIX)
@@ -213,10 +262,14 @@ impl CkptDir {
         let mut history: Vec<H> =
             serde_json::from_value(ck.history).context("checkpoint history is unreadable")?;
         history.truncate(ck.epoch);
-        Ok(history)
+        Ok(Resumed {
+            history,
+            best: ck.best,
+        })
     }
 
-    /// Checkpoints the model and optimizer after `epoch`, with the history so far.
+    /// Checkpoints the model and optimizer after `epoch`, with the history so far and the
+    /// best-validation weights when the run keeps them.
     pub fn save_state<H: serde::Serialize>(
         &self,
         config: &TrialConfig,
@@ -224,6 +277,7 @@ impl CkptDir {
         params: &Params,
         adam: &Adam,
         history: &[H],
+        best: Option<&Best>,
     ) -> Result<()> {
         // Skipped epochs skip the export too, not only the write.
         if !self.due(config, epoch) {
@@ -231,12 +285,22 @@ impl CkptDir {
         }
         let (mut tensors, step) = adam.export(params);
         tensors.extend(params.tensors(MODEL_PREFIX));
+        let mut meta = HashMap::new();
+        if let Some(b) = best {
+            tensors.extend(
+                b.tensors
+                    .iter()
+                    .map(|(k, t)| (format!("{BEST_PREFIX}{k}"), t.clone())),
+            );
+            meta.insert("best_epoch".to_string(), b.epoch.to_string());
+        }
         self.save(
             config,
             epoch,
             step,
             &serde_json::to_value(history)?,
             &tensors,
+            meta,
         )
     }
 
@@ -249,12 +313,14 @@ impl CkptDir {
         adam_step: u64,
         history: &serde_json::Value,
         tensors: &HashMap<String, Tensor>,
+        extra: HashMap<String, String>,
     ) -> Result<()> {
         if !self.due(config, epoch) {
             return Ok(());
         }
         self.last.set(Instant::now());
         let mut meta = metadata(config, epoch);
+        meta.extend(extra);
         meta.insert("adam_step".into(), adam_step.to_string());
         meta.insert("history".into(), history.to_string());
         let bytes = to_bytes(tensors, meta)?;

@@ -62,6 +62,15 @@ impl Params {
             .collect()
     }
 
+    /// Like [`Params::tensors`], but copies: the values stay as they are now while training
+    /// goes on updating the variables in place (the weights of the epoch to serve).
+    pub fn snapshot(&self, prefix: &str) -> Result<HashMap<String, Tensor>> {
+        self.vars
+            .iter()
+            .map(|(n, v)| Ok((format!("{prefix}{n}"), v.as_tensor().copy()?)))
+            .collect()
+    }
+
     /// Overwrites every parameter with the tensor of the same name in `values`; a missing
     /// name or a shape that differs is an error, so a checkpoint of another model is refused.
     /// Names in `values` carry `prefix` (as written by [`Params::tensors`]).

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use wick_common::covid::{CaseTable, PrepOptions, Split, prepare};
-use wick_common::trial::{Cell, CovidConfig, TrialConfig, VaeConfig};
+use wick_common::trial::{Cell, CovidConfig, DEFAULT_VAL, TrialConfig, VaeConfig};
 
 use crate::ckpt::CkptDir;
 use crate::{covid, data, device, progress, vae};
@@ -67,6 +67,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
 
+    /// Fraction of the training data held out for validation: it picks the epoch whose
+    /// weights are served and (covid) calibrates the probabilities; 0 = none, serve the
+    /// last epoch.
+    #[arg(long, default_value_t = DEFAULT_VAL)]
+    pub val: f64,
     /// Training epochs in total (a resumed run stops at the same total) [default: covid 500, vae 30].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -138,6 +143,7 @@ impl TrainArgs {
                 threshold: self.threshold,
                 start: self.start_date.clone(),
                 split: self.split.to_string(),
+                val: self.val,
             }),
             Task::Vae => TrialConfig::Vae(VaeConfig {
                 kl_weight: self.kl,
@@ -149,6 +155,7 @@ impl TrainArgs {
                 hidden: self.hidden.unwrap_or(400),
                 latent: self.latent,
                 limit: self.limit,
+                val: self.val,
             }),
         };
         cfg.validate()?;

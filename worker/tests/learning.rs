@@ -22,6 +22,7 @@ fn covid_lstm_beats_the_majority_baseline_on_test() {
         threshold: 0.7,
         start: "2020-03-01".into(),
         split: "random".into(),
+        val: 0.0,
     };
     let (_, prepared) = load_covid(&data.join("covid/covid_19.csv"), &cfg).unwrap();
     let baseline = prepared.test.majority_baseline();
@@ -57,6 +58,7 @@ fn vae_negative_elbo_falls_over_three_epochs() {
         hidden: 400,
         latent: 50,
         limit: 400,
+        val: 0.0,
     };
     let images = vae::images::load_folder(&data.join("anime-faces"), 28, cfg.limit).unwrap();
     assert_eq!(images.len(), 400);

@@ -38,6 +38,7 @@ fn covid_cfg(epochs: usize) -> CovidConfig {
         threshold: 0.7,
         start: "2020-02-02".into(),
         split: "random".into(),
+        val: 0.0,
     }
 }
 
@@ -179,6 +180,7 @@ fn vae_cfg(epochs: usize) -> VaeConfig {
         hidden: 12,
         latent: 3,
         limit: 0,
+        val: 0.0,
     }
 }
 

@@ -63,6 +63,12 @@ pub struct SweepArgs {
     /// [vae] Train on the first N images only (0 = all) [default: 0].
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+    /// Fraction of each trial's training data held out for validation: it picks the epoch
+    /// whose weights are served (best validation accuracy, or lowest validation -ELBO) and
+    /// calibrates the covid forecasts; the test set stays untouched for the final score.
+    /// 0 trains on all of it and serves the last epoch [default: 0.15].
+    #[arg(long, value_name = "FRACTION")]
+    pub val: Option<f64>,
     /// Label shown by `client list`.
     #[arg(long)]
     pub name: Option<String>,
@@ -205,6 +211,7 @@ impl SweepArgs {
             min_epochs: self.min_epochs.unwrap_or(0),
             eta: self.eta.unwrap_or(0),
             max_parallel: self.max_parallel.unwrap_or(0),
+            val: self.val,
         })
     }
 }

@@ -125,6 +125,7 @@ pub fn draw(spec: &SweepSpec, covid: bool, vae: bool) -> Result<Vec<TrialConfig>
             threshold: COVID_THRESHOLD,
             start: COVID_START.into(),
             split: split.clone(),
+            val: super::val(spec),
         }));
     }
     for _ in 0..if vae { spec.random } else { 0 } {
@@ -138,6 +139,7 @@ pub fn draw(spec: &SweepSpec, covid: bool, vae: bool) -> Result<Vec<TrialConfig>
             hidden: pick(&mut rng, spec, "hidden", &spec.hidden, 400, whole) as usize,
             latent: VAE_LATENT,
             limit: spec.limit as usize,
+            val: super::val(spec),
         }));
     }
     Ok(out)

@@ -84,7 +84,7 @@ pub fn train(
     )?;
     let mut adam = Adam::new(&params, cfg.lr)?;
     let mut history: Vec<EpochStats> = match ckpt {
-        Some(dir) => dir.resume(&trial, &params, &mut adam, device)?,
+        Some(dir) => dir.resume(&trial, &params, &mut adam, device)?.history,
         None => Vec::new(),
     };
     let resumed_from = history.len();
@@ -133,7 +133,7 @@ pub fn train(
         };
         history.push(stats.clone());
         if let Some(dir) = ckpt {
-            dir.save_state(&trial, epoch + 1, &params, &adam, &history)?;
+            dir.save_state(&trial, epoch + 1, &params, &adam, &history, None)?;
         }
         // The callback may stop the run (cancelled trial, lost lease, shutdown).
         on_epoch(&stats)?;

@@ -46,6 +46,7 @@ pub fn covid_cfg(epochs: usize) -> CovidConfig {
         threshold: 0.7,
         start: "2020-02-02".into(),
         split: "random".into(),
+        val: 0.0,
     }
 }
 
@@ -61,6 +62,7 @@ pub fn vae_cfg(epochs: usize) -> VaeConfig {
         hidden: 16,
         latent: 4,
         limit: 0,
+        val: 0.0,
     }
 }
 

@@ -12,6 +12,17 @@
 //! - `render`: trials as JSON and as text tables.
 //! - `progress`: progress bars (or lines) for a sweep's events.
 //! - `commands`: one module per group of subcommands.
+//!
+//! # Exit status
+//!
+//! - 0: the command did what was asked; for `sweep` and `watch`, every trial succeeded,
+//!   stopped early or was cancelled.
+//! - 1: a trial of the watched sweep failed (the report is printed first, `--json` too),
+//!   or the command failed (no coordinator, an unknown sweep, a store error, a data file
+//!   that does not parse...).
+//! - 2: usage: clap's parse errors, and the client's own refusals of its flags, including
+//!   a sweep the coordinator refuses as invalid before storing anything.
+//! - 130: interrupted (Ctrl-C).
 
 mod bundle;
 mod cli;
@@ -46,22 +57,39 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.global.json;
-    match runtime.block_on(commands::run(cli)) {
-        Ok(out) if json => {
+    let output = |out: &commands::Outcome| match json {
+        true => {
             let text = serde_json::to_string_pretty(&out.json).unwrap_or_default();
             emit(&format!("{text}\n"))
         }
-        Ok(out) => emit(&out.text),
-        Err(e) => match e.downcast_ref::<commands::Interrupted>() {
-            Some(note) => {
-                eprintln!("{note}");
-                ExitCode::from(130)
+        false => emit(&out.text),
+    };
+    let e = match runtime.block_on(commands::run(cli)) {
+        Ok(out) => return output(&out),
+        Err(e) => e,
+    };
+    if let Some(note) = e.downcast_ref::<commands::Interrupted>() {
+        eprintln!("{note}");
+        return ExitCode::from(130);
+    }
+    if let Some(u) = e.downcast_ref::<commands::Usage>() {
+        eprintln!("error: {u}");
+        return ExitCode::from(2);
+    }
+    match e.downcast::<commands::TrialsFailed>() {
+        // The report stands (a script reads it) and the status says it holds failures.
+        Ok(failed) => {
+            let code = output(&failed.outcome);
+            eprintln!("error: {failed}");
+            match code == ExitCode::SUCCESS {
+                true => ExitCode::FAILURE,
+                false => code,
             }
-            None => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

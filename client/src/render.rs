@@ -8,7 +8,7 @@ use wick_proto::v1::{SweepStatus, TrialStatus};
 
 /// A JSON text field as a JSON value: `{}` when empty, the text itself when it does not
 /// parse (so a malformed field is shown rather than lost).
-fn parse_json(text: &str) -> Value {
+pub fn parse_json(text: &str) -> Value {
     if text.trim().is_empty() {
         return json!({});
     }
@@ -73,19 +73,36 @@ fn num(m: &Value, key: &str) -> Option<f64> {
     m.get(key).and_then(Value::as_f64)
 }
 
-/// The figure of merit of a trial's latest metrics: best (or latest) test accuracy for
-/// covid, final (or latest) negative ELBO for vae; empty when there is none yet.
+/// The figure of merit of a trial's latest metrics: for a finished covid trial the test
+/// accuracy of the served (validation-selected) epoch, for a running one its latest
+/// validation and test accuracy; for vae the served epoch's validation negative ELBO, or
+/// the latest; empty when there is none yet. Trials trained without a validation set show
+/// what they always did.
 pub fn headline(t: &TrialStatus) -> String {
     let m = parse_json(&t.metrics_json);
+    let epoch = num(&m, "selected_epoch").unwrap_or(0.0);
     match t.task.as_str() {
-        "covid" => num(&m, "best_test_acc")
-            .map(|a| format!("best test acc {a:.3}"))
-            .or_else(|| num(&m, "test_acc").map(|a| format!("test acc {a:.3}")))
-            .unwrap_or_default(),
-        "vae" => num(&m, "final_neg_elbo")
-            .or_else(|| num(&m, "neg_elbo"))
-            .map(|e| format!("-ELBO {e:.1}"))
-            .unwrap_or_default(),
+        "covid" => match (num(&m, "selected_val_acc"), num(&m, "selected_test_acc")) {
+            (Some(v), Some(a)) => format!("test acc {a:.3} (epoch {epoch} by val acc {v:.3})"),
+            _ => num(&m, "best_test_acc")
+                .map(|a| format!("best test acc {a:.3}"))
+                .or_else(|| {
+                    let test = num(&m, "test_acc")?;
+                    Some(match num(&m, "val_acc") {
+                        Some(v) => format!("val acc {v:.3}, test acc {test:.3}"),
+                        None => format!("test acc {test:.3}"),
+                    })
+                })
+                .unwrap_or_default(),
+        },
+        "vae" => match num(&m, "selected_val_neg_elbo") {
+            Some(e) => format!("val -ELBO {e:.1} (epoch {epoch})"),
+            None => num(&m, "final_neg_elbo")
+                .or_else(|| num(&m, "val_neg_elbo"))
+                .or_else(|| num(&m, "neg_elbo"))
+                .map(|e| format!("-ELBO {e:.1}"))
+                .unwrap_or_default(),
+        },
         _ => String::new(),
     }
 }
@@ -258,6 +275,13 @@ mod tests {
         let t = trial("covid", COVID, r#"{"best_test_acc":0.7123}"#);
         assert_eq!(label(&t), "gru 64 L=12 e=10");
         assert_eq!(headline(&t), "best test acc 0.712");
+        // A validated trial shows the served epoch's test accuracy, not the best on test.
+        let s = trial(
+            "covid",
+            COVID,
+            r#"{"best_test_acc":0.8,"selected_epoch":47,"selected_val_acc":0.72,"selected_test_acc":0.64}"#,
+        );
+        assert_eq!(headline(&s), "test acc 0.640 (epoch 47 by val acc 0.720)");
         let v = trial(
             "vae",
             "",

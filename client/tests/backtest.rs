@@ -23,11 +23,16 @@ fn coursework_last_day(data: &Path) -> NaiveDate {
 
 /// Taiwan's cumulative confirmed cases on `day` in the long file (`Date,Country,Confirmed,..`).
 fn taiwan_on(long_csv: &str, day: NaiveDate) -> f64 {
-    let prefix = format!("{day},Taiwan*,");
+    cases_on(long_csv, "Taiwan*", day)
+}
+
+/// `country`'s cumulative confirmed cases on `day` in the long file.
+fn cases_on(long_csv: &str, country: &str, day: NaiveDate) -> f64 {
+    let prefix = format!("{day},{country},");
     let row = long_csv
         .lines()
         .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no Taiwan row on {day}"));
+        .unwrap_or_else(|| panic!("no {country} row on {day}"));
     row[prefix.len()..]
         .split(',')
         .next()
@@ -62,6 +67,8 @@ fn backtest_scores_a_real_trial_against_the_later_file() {
             "--cell",
             "rnn",
             "--hidden",
+            "8",
+            "--vae-hidden",
             "8",
             "--epochs",
             "3",
@@ -201,6 +208,80 @@ fn backtest_scores_a_real_trial_against_the_later_file() {
         "{text}"
     );
     assert!(text.contains("calibration"), "{text}");
+
+    // Rolling: two forecast days from D + 1, each from the counts up to the day before.
+    let r = json(
+        &home,
+        cwd,
+        &[
+            "backtest",
+            "--from",
+            &next.to_string(),
+            "--days",
+            "2",
+            "--actual",
+            later_arg,
+            "--plot",
+            "rolling.png",
+        ],
+    );
+    assert_eq!(r["trial"], covid.as_str(), "{r:#}");
+    let per_day = r["per_day"].as_array().unwrap();
+    assert_eq!(per_day.len(), 2, "{r:#}");
+    assert_eq!(
+        per_day[1]["forecast_day"],
+        next.succ_opt().unwrap().to_string()
+    );
+    let all = r["forecasts"].as_array().unwrap();
+    let pooled = r["scored"].as_u64().unwrap() as usize;
+    assert_eq!(all.len(), pooled);
+    assert_eq!(
+        pooled as u64,
+        per_day
+            .iter()
+            .map(|d| d["scored"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    let right = all
+        .iter()
+        .filter(|f| (num(f, "probability") > 0.5) == f["actual_increase"].as_bool().unwrap())
+        .count();
+    assert!((num(&r, "accuracy") - right as f64 / pooled as f64).abs() < 1e-12);
+    let no = all.iter().filter(|f| f["actual_increase"] == false).count();
+    assert!((num(&r, "always_no_accuracy") - no as f64 / pooled as f64).abs() < 1e-12);
+    assert!(num(&r["base_rate"], "log_loss") > 0.0, "{r:#}");
+    // Two countries re-labelled by hand from the raw rows, on both days.
+    for (iso, name) in [("TW", "Taiwan*"), ("DE", "Germany")] {
+        for day in [next, next.succ_opt().unwrap()] {
+            let c = |k: u64| cases_on(&long, name, day - chrono::Days::new(k));
+            let rose = c(0) - c(1) > c(1) - c(2);
+            let f = all
+                .iter()
+                .find(|f| f["iso2"] == iso && f["forecast_day"] == day.to_string())
+                .unwrap_or_else(|| panic!("no {iso} forecast of {day}: {r:#}"));
+            assert_eq!(f["actual_increase"].as_bool(), Some(rose), "{f:#}");
+        }
+    }
+    let png = image::open(cwd.join("rolling.png")).expect("the rolling picture is a PNG");
+    assert_eq!((png.width(), png.height()), (1400, 600));
+    let err = fails(
+        &home,
+        cwd,
+        &["backtest", "--from", "2020-13-01", "--actual", later_arg],
+    );
+    assert!(
+        err.contains("--from '2020-13-01' is not a YYYY-MM-DD date"),
+        "{err}"
+    );
+    let err = fails(
+        &home,
+        cwd,
+        &["backtest", "--from", "2020-01-23", "--actual", later_arg],
+    );
+    assert!(
+        err.contains("has no 12 days of counts up to 2020-01-22"),
+        "{err}"
+    );
 
     // A file that stops on D cannot check forecasts of D + 1.
     let from = d - chrono::Days::new(5);

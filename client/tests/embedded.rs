@@ -52,8 +52,23 @@ fn a_tiny_embedded_sweep_then_predict_sample_and_a_resubmission() {
     let cwd = tmp.path();
     let data = data.to_str().unwrap();
     let sweep = [
-        "sweep", "--data", data, "--l", "12", "--cell", "rnn", "--hidden", "8", "--kl", "1",
-        "--epochs", "2", "--limit", "200",
+        "sweep",
+        "--data",
+        data,
+        "--l",
+        "12",
+        "--cell",
+        "rnn",
+        "--hidden",
+        "8",
+        "--vae-hidden",
+        "8",
+        "--kl",
+        "1",
+        "--epochs",
+        "2",
+        "--limit",
+        "200",
     ];
 
     let v = json(&home, cwd, &sweep);

@@ -203,6 +203,8 @@ fn report_and_compare_a_mixed_sweep() {
         "rnn,gru",
         "--hidden",
         "8",
+        "--vae-hidden",
+        "8",
         "--kl",
         "1,100",
         "--size",
@@ -262,6 +264,17 @@ fn report_and_compare_a_mixed_sweep() {
     for kind in ["reconstructions", "samples", "interpolation"] {
         assert_eq!(count(&format!("vae-{kind}-")), 2, "{srcs:?}");
     }
+    // Each interpolation is the coursework's strip in one row: original | reconstruction |
+    // 11 steps | reconstruction | original, 28 px tiles at scale 3 with 2 px gaps.
+    for src in srcs.iter().filter(|s| s.starts_with("vae-interpolation-")) {
+        let img = image::open(out.join(src)).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (2 + 15 * (84 + 2), 2 + 84 + 2),
+            "{src}"
+        );
+    }
+    assert!(html.contains("Selected epoch") && html.contains("Val −ELBO"));
     // L = 12 and cells gru and rnn: test and train accuracy each.
     assert_eq!(count("covid-test-acc-"), 3, "{srcs:?}");
     assert_eq!(count("covid-train-acc-"), 3, "{srcs:?}");
@@ -367,16 +380,22 @@ fn a_covid_only_sweep_with_a_failed_trial() {
     let Some(data) = data() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    // L = 200 needs more days than the data has from the start date: that trial fails on
-    // its worker, with a message, and leaves no pictures.
-    let v = json(
+    // No two countries correlate above a threshold of 1, so set C is empty: that trial
+    // fails on its worker, with a message, and leaves no pictures. (An L longer than the
+    // data no longer gets that far: the coordinator refuses it before queueing.) The
+    // sweep then exits with status 1, its report printed all the same.
+    let out = common::client(
         &home,
+        home.parent().unwrap(),
         &[
+            "--json",
             "sweep",
             "--data",
             data.to_str().unwrap(),
             "--l",
-            "12,200",
+            "12",
+            "--threshold",
+            "0.7,1",
             "--cell",
             "rnn",
             "--hidden",
@@ -385,16 +404,24 @@ fn a_covid_only_sweep_with_a_failed_trial() {
             "1",
         ],
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
     let id = v["sweep"].as_str().unwrap().to_string();
     let trials = v["trials"].as_array().unwrap();
-    let state = |l: u64| {
+    let state = |threshold: f64| {
         trials
             .iter()
-            .find(|t| t["config"]["l"] == l)
-            .unwrap_or_else(|| panic!("no L = {l} trial: {v:#}"))
+            .find(|t| t["config"]["threshold"] == threshold)
+            .unwrap_or_else(|| panic!("no threshold {threshold} trial: {v:#}"))
     };
-    assert_eq!(state(12)["state"], "succeeded", "{v:#}");
-    let failed = state(200);
+    assert_eq!(state(0.7)["state"], "succeeded", "{v:#}");
+    let failed = state(1.0);
     assert_eq!(failed["state"], "failed", "{v:#}");
     let failed_id = failed["id"].as_str().unwrap();
 
@@ -409,10 +436,7 @@ fn a_covid_only_sweep_with_a_failed_trial() {
     // matrix is a note rather than an error.
     assert!(html.contains(&row_cell(failed_id)));
     assert!(html.contains(r#"<span class="st bad">failed</span>"#));
-    assert!(
-        html.contains("needs at least 201 days"),
-        "no failure message"
-    );
+    assert!(html.contains("set C is empty"), "no failure message");
     let notes: Vec<&str> = report["notes"]
         .as_array()
         .unwrap()

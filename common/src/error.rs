@@ -2,8 +2,8 @@
 //!
 //! Data errors carry the 1-based line and the column (by header name where there is one),
 //! so a user can open the file at the right place; preparation errors name the flag to
-//! change, and name `worker train`'s own flags (`--threshold`, `--start-date`) as such: a
-//! sweep has no such flags, and a bare flag name would send its user looking for one.
+//! change (`--l`, `--start-date`, `--threshold`: `worker train` and `client sweep` both
+//! have them).
 
 use std::path::PathBuf;
 
@@ -221,7 +221,7 @@ pub enum Error {
     },
 
     /// A window length that is zero or leaves no day to label.
-    #[error("{}", window_message(*.l, *.start, *.days))]
+    #[error("{}", window_message(*.l, *.start, *.days, *.last))]
     WindowLength {
         /// The requested window length.
         l: usize,
@@ -229,11 +229,13 @@ pub enum Error {
         start: NaiveDate,
         /// Daily values from the start date to the end of the data.
         days: usize,
+        /// Last date of the data.
+        last: NaiveDate,
     },
 
     /// No country correlates with another above the threshold, so there is nothing to train on.
     #[error(
-        "no country correlates above threshold {threshold} with another, so set C is empty; use a case table with more countries whose outbreaks move together, or a lower threshold (worker train --threshold, default 0.7)"
+        "no country correlates above threshold {threshold} with another, so set C is empty; use a case table with more countries whose outbreaks move together, or a lower --threshold (default 0.7)"
     )]
     EmptyCorrelatedSet {
         /// The threshold used.
@@ -246,7 +248,7 @@ pub enum Error {
 
     /// A split that came out empty.
     #[error(
-        "the {split} split is empty ({windows} windows in all, train fraction {train_fraction}); use a train fraction further from 0 and 1, a smaller --l or an earlier start date (worker train --start-date)"
+        "the {split} split is empty ({windows} windows in all, train fraction {train_fraction}); use a train fraction further from 0 and 1, a smaller --l or an earlier --start-date"
     )]
     EmptySplit {
         /// `train` or `test`.
@@ -274,24 +276,22 @@ fn start_message(start: NaiveDate, first: NaiveDate, last: NaiveDate) -> String 
         format!("before the first date {first} with a daily count")
     };
     format!(
-        "start date {start} is {side} of the data; use a start date between {first} and {last} (worker train --start-date)"
+        "start date {start} is {side} of the data; use a --start-date between {first} and {last}"
     )
 }
 
-fn window_message(l: usize, start: NaiveDate, days: usize) -> String {
+fn window_message(l: usize, start: NaiveDate, days: usize, last: NaiveDate) -> String {
     if l == 0 {
         return "L = 0: a window needs at least one day; use --l 1 or more (default 40)".into();
     }
     let fix = if days >= 2 {
-        format!(
-            "use --l {} or less, or an earlier start date (worker train --start-date)",
-            days - 1
-        )
+        format!("use --l {} or less or an earlier --start-date", days - 1)
     } else {
-        "use an earlier start date (worker train --start-date)".into()
+        "use an earlier --start-date".into()
     };
+    // L days of input and one more whose count gives the label.
     format!(
-        "L = {l} needs at least {} days from {start} but the data has {days}; {fix}",
+        "L = {l} needs {} days from {start} but the data has {days} (to {last}): {fix}",
         l + 1
     )
 }

@@ -204,6 +204,15 @@ impl TrialConfig {
                         c.threshold
                     )
                 })?;
+                check(
+                    chrono::NaiveDate::parse_from_str(&c.start, "%Y-%m-%d").is_ok(),
+                    || {
+                        format!(
+                            "start date must be a date written YYYY-MM-DD (such as 2020-03-01), got '{}'",
+                            c.start
+                        )
+                    },
+                )?;
                 check(c.split == "random" || c.split == "time", || {
                     format!("split must be 'random' or 'time', got '{}'", c.split)
                 })?;
@@ -314,6 +323,16 @@ mod tests {
         let TrialConfig::Covid(mut c) = covid() else {
             unreachable!()
         };
+        c.start = "1 March 2020".into();
+        let e = TrialConfig::Covid(c.clone())
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("YYYY-MM-DD") && e.contains("'1 March 2020'"),
+            "{e}"
+        );
+        c.start = "2020-03-01".into();
         c.epochs = 0;
         let e = TrialConfig::Covid(c).validate().unwrap_err().to_string();
         assert!(e.contains("epochs"), "{e}");

@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chrono::NaiveDate;
 use tokio::sync::{Mutex, broadcast, watch};
+use wick_common::covid::{CaseTable, check_window, daily_dates};
 use wick_common::store::{Store, keys};
+use wick_common::trial::TrialConfig;
 use wick_proto::v1::{
     Assignment, CompleteParams, DataRef, FailParams, LeaseResult, ProgressParams, RegisterParams,
     RegisterResult, SubmitSweepResult, SweepSpec, SweepStatus, SweepSummary, TrialStatus,
@@ -54,6 +57,10 @@ pub struct Coordinator {
     /// The staged keys of trials completing on their first lease, named by their worker:
     /// the settler deletes exactly these instead of listing the staging area.
     pub(crate) staged: std::sync::Mutex<HashMap<String, Vec<String>>>,
+    /// The dates of the daily counts of each COVID-19 table submitted, by store key, for
+    /// the window check of [`Coordinator::submit`]. Keys are content-addressed, so an
+    /// entry never goes stale; a few hundred dates per table keep it small.
+    daily_dates: std::sync::Mutex<HashMap<String, Arc<Vec<NaiveDate>>>>,
 }
 
 /// A lease granted but not yet answered. Dropped unanswered (the worker's call was
@@ -168,6 +175,7 @@ impl Coordinator {
             work_changed: tokio::sync::Notify::new(),
             abandoned: Default::default(),
             staged: Default::default(),
+            daily_dates: Default::default(),
             shutdown,
             metrics,
         });
@@ -216,9 +224,70 @@ impl Coordinator {
         st
     }
 
-    /// Expands and queues a sweep.
+    /// The dates of the daily counts of the COVID-19 table at store key `key`, or `None`
+    /// when the key is not in the store (its trials then fail on the worker, which says
+    /// so). A table that does not parse is refused as the worker would refuse it.
+    async fn daily_dates(&self, key: &str) -> Result<Option<Arc<Vec<NaiveDate>>>> {
+        if let Some(d) = self.lock_dates().get(key) {
+            return Ok(Some(d.clone()));
+        }
+        let Some(bytes) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        let refuse = |e: String| {
+            Error::InvalidArgument(format!("invalid sweep: the COVID-19 data {key}: {e}"))
+        };
+        // Parsing a table of a few MB takes a while; keep it off the async threads.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let text = String::from_utf8_lossy(&bytes);
+            let table = CaseTable::parse(&text)?;
+            daily_dates(&table).map(<[NaiveDate]>::to_vec)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("reading the COVID-19 data stopped: {e}")))?
+        .map_err(|e| refuse(e.to_string()))?;
+        let dates = Arc::new(parsed);
+        self.lock_dates().insert(key.to_string(), dates.clone());
+        Ok(Some(dates))
+    }
+
+    fn lock_dates(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<NaiveDate>>>> {
+        self.daily_dates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses covid trials whose start date or window length does not fit the uploaded
+    /// table, with the worker's own message, so that nothing is stored for a sweep whose
+    /// trials could only fail. Tables given by URL are read by the workers alone.
+    async fn check_windows(&self, spec: &SweepSpec, configs: &[TrialConfig]) -> Result<()> {
+        let key = spec.data.as_ref().map_or("", |d| d.covid_csv.as_str());
+        let covid = || {
+            configs.iter().filter_map(|c| match c {
+                TrialConfig::Covid(c) => Some(c),
+                TrialConfig::Vae(_) => None,
+            })
+        };
+        if key.is_empty() || key.contains("://") || covid().next().is_none() {
+            return Ok(());
+        }
+        let Some(dates) = self.daily_dates(key).await? else {
+            return Ok(());
+        };
+        let mut seen = std::collections::HashSet::new();
+        for c in covid().filter(|c| seen.insert((c.start.as_str(), c.l))) {
+            // The grid has checked the format already.
+            let start = c.start.parse::<NaiveDate>().map_err(|_| {
+                Error::InvalidArgument(format!("invalid sweep: start date '{}'", c.start))
+            })?;
+            check_window(&dates, start, c.l)
+                .map_err(|e| Error::InvalidArgument(format!("invalid sweep: covid trial: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Expands, checks against the data and queues a sweep.
     pub async fn submit(&self, spec: SweepSpec) -> Result<SubmitSweepResult> {
         let configs = grid::expand(&spec)?;
+        self.check_windows(&spec, &configs).await?;
         let sweep_id = grid::sweep_id(&configs, &spec);
         self.journal.check()?;
         let (n, queued, trial_ids) = {

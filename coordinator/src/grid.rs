@@ -2,9 +2,15 @@
 //! each task (L-type knobs to covid, KL-type to vae), with each task's defaults for the
 //! knobs left empty, every configuration validated, and the sweep's id derived from its
 //! trial ids and data so that resubmitting the same sweep names the same trials.
+//!
+//! Hidden units and epochs come per task (`covid_hidden`, `vae_hidden`, `covid_epochs`,
+//! `vae_epochs`): a mixed sweep never sizes one task with a knob meant for the other. The
+//! shared `hidden` and `epochs` lists still apply to every task that has no list of its
+//! own, which is what they meant in the specs stored before the per-task lists existed.
 
 use std::collections::HashSet;
 
+use chrono::NaiveDate;
 use wick_common::ids;
 
 use crate::records::DataDoc;
@@ -22,12 +28,16 @@ pub const MAX_TRIALS: u64 = 100_000;
 /// Longest sweep name, in characters: it is shown on one line of `client list`.
 pub const MAX_NAME: usize = 200;
 
-/// Defaults of the knobs a sweep spec cannot carry; they match `worker train`'s.
+/// Defaults of the knobs a sweep spec leaves empty or cannot carry; they match
+/// `worker train`'s.
 const COVID_BATCH: usize = 64;
+const COVID_EPOCHS: u32 = 500;
 const COVID_THRESHOLD: f64 = 0.7;
 const COVID_START: &str = "2020-03-01";
 const VAE_BATCH: usize = 128;
-const VAE_LATENT: usize = 50;
+const VAE_EPOCHS: u32 = 30;
+const VAE_HIDDEN: u32 = 400;
+const VAE_LATENT: u32 = 50;
 
 fn invalid(msg: String) -> Error {
     Error::InvalidArgument(format!("invalid sweep: {msg}"))
@@ -40,6 +50,11 @@ fn or<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
     } else {
         given.to_vec()
     }
+}
+
+/// A task's own list when it has one, else the list shared by both tasks.
+fn own<'a, T>(own: &'a [T], shared: &'a [T]) -> &'a [T] {
+    if own.is_empty() { shared } else { own }
 }
 
 /// Which tasks the spec runs: those named, else those a task-specific knob was given
@@ -61,8 +76,19 @@ fn tasks(spec: &SweepSpec) -> Result<(bool, bool)> {
         }
         return Ok((covid, vae));
     }
-    let covid_knob = !spec.l.is_empty() || !spec.cell.is_empty() || !spec.split.is_empty();
-    let vae_knob = !spec.kl.is_empty() || !spec.size.is_empty() || spec.limit > 0;
+    let covid_knob = !spec.l.is_empty()
+        || !spec.cell.is_empty()
+        || !spec.split.is_empty()
+        || !spec.covid_hidden.is_empty()
+        || !spec.covid_epochs.is_empty()
+        || !spec.threshold.is_empty()
+        || !spec.start.is_empty();
+    let vae_knob = !spec.kl.is_empty()
+        || !spec.size.is_empty()
+        || spec.limit > 0
+        || !spec.vae_hidden.is_empty()
+        || !spec.latent.is_empty()
+        || !spec.vae_epochs.is_empty();
     Ok(match (covid_knob, vae_knob) {
         (true, false) => (true, false),
         (false, true) => (false, true),
@@ -74,21 +100,30 @@ fn tasks(spec: &SweepSpec) -> Result<(bool, bool)> {
 /// without allocating it.
 fn count(spec: &SweepSpec, covid: bool, vae: bool) -> u64 {
     let n = |len: usize| (len.max(1)) as u64;
-    let shared = n(spec.hidden.len())
-        .saturating_mul(n(spec.epochs.len()))
-        .saturating_mul(n(spec.lr.len()))
-        .saturating_mul(n(spec.seed.len()));
+    let product = |lens: &[usize]| lens.iter().fold(1u64, |p, &l| p.saturating_mul(n(l)));
+    let shared = [spec.lr.len(), spec.seed.len()];
     let c = if covid {
-        n(spec.l.len())
-            .saturating_mul(n(spec.cell.len()))
-            .saturating_mul(shared)
+        product(&[
+            spec.l.len(),
+            spec.cell.len(),
+            own(&spec.covid_hidden, &spec.hidden).len(),
+            own(&spec.covid_epochs, &spec.epochs).len(),
+            spec.threshold.len(),
+            spec.start.len(),
+        ])
+        .saturating_mul(product(&shared))
     } else {
         0
     };
     let v = if vae {
-        n(spec.kl.len())
-            .saturating_mul(n(spec.size.len()))
-            .saturating_mul(shared)
+        product(&[
+            spec.kl.len(),
+            spec.size.len(),
+            own(&spec.vae_hidden, &spec.hidden).len(),
+            spec.latent.len(),
+            own(&spec.vae_epochs, &spec.epochs).len(),
+        ])
+        .saturating_mul(product(&shared))
     } else {
         0
     };
@@ -117,61 +152,110 @@ fn val(spec: &SweepSpec) -> f64 {
     spec.val.unwrap_or(DEFAULT_VAL)
 }
 
-fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
-    let (cells, split) = (cells(spec)?, split(spec));
-    for &l in &or(&spec.l, &[40]) {
-        for &cell in &cells {
-            for &hidden in &or(&spec.hidden, &[cell.default_hidden() as u32]) {
-                for &epochs in &or(&spec.epochs, &[500]) {
-                    for &lr in &or(&spec.lr, &[1e-3]) {
-                        for &seed in &or(&spec.seed, &[0]) {
-                            out.push(TrialConfig::Covid(CovidConfig {
-                                cell,
-                                hidden: hidden as usize,
-                                l: l as usize,
-                                epochs: epochs as usize,
-                                lr,
-                                batch: COVID_BATCH,
-                                seed,
-                                threshold: COVID_THRESHOLD,
-                                start: COVID_START.into(),
-                                split: split.clone(),
-                                val: val(spec),
-                            }));
-                        }
-                    }
-                }
-            }
+/// The start dates the spec names, written YYYY-MM-DD so that one day is one trial id
+/// however it was typed (default [`COVID_START`]).
+fn starts(spec: &SweepSpec) -> Result<Vec<String>> {
+    spec.start
+        .iter()
+        .map(|s| {
+            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .map_err(|_| {
+                    invalid(format!(
+                        "start date '{s}' is not a date; write it YYYY-MM-DD, as in --start-date 2020-03-01"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Every configuration of `configs` once per value of `values`, in order (so the knobs
+/// varied first vary slowest); `configs` as they are when `values` is empty, keeping the
+/// default they were built with.
+fn vary<C: Clone, T: Clone>(configs: Vec<C>, values: &[T], set: impl Fn(&mut C, T)) -> Vec<C> {
+    if values.is_empty() {
+        return configs;
+    }
+    let mut out = Vec::with_capacity(configs.len() * values.len());
+    for c in configs {
+        for v in values {
+            let mut c = c.clone();
+            set(&mut c, v.clone());
+            out.push(c);
         }
     }
+    out
+}
+
+/// The covid configuration every knob left empty falls back to.
+fn covid_default(spec: &SweepSpec) -> CovidConfig {
+    CovidConfig {
+        cell: Cell::Lstm,
+        hidden: Cell::Lstm.default_hidden(),
+        l: 40,
+        epochs: COVID_EPOCHS as usize,
+        lr: 1e-3,
+        batch: COVID_BATCH,
+        seed: 0,
+        threshold: COVID_THRESHOLD,
+        start: COVID_START.into(),
+        split: split(spec),
+        val: val(spec),
+    }
+}
+
+/// The VAE configuration every knob left empty falls back to.
+fn vae_default(spec: &SweepSpec) -> VaeConfig {
+    VaeConfig {
+        kl_weight: 1.0,
+        size: 28,
+        epochs: VAE_EPOCHS as usize,
+        lr: 1e-3,
+        batch: VAE_BATCH,
+        seed: 0,
+        hidden: VAE_HIDDEN as usize,
+        latent: VAE_LATENT as usize,
+        limit: spec.limit as usize,
+        val: val(spec),
+    }
+}
+
+fn covid_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) -> Result<()> {
+    let mut all = vec![covid_default(spec)];
+    all = vary(all, &spec.l, |c, l| c.l = l as usize);
+    // A cell brings its own default size, which a hidden list then replaces.
+    all = vary(all, &cells(spec)?, |c, cell| {
+        c.cell = cell;
+        c.hidden = cell.default_hidden();
+    });
+    all = vary(all, own(&spec.covid_hidden, &spec.hidden), |c, h| {
+        c.hidden = h as usize
+    });
+    all = vary(all, own(&spec.covid_epochs, &spec.epochs), |c, e| {
+        c.epochs = e as usize
+    });
+    all = vary(all, &spec.lr, |c, lr| c.lr = lr);
+    all = vary(all, &spec.seed, |c, seed| c.seed = seed);
+    all = vary(all, &spec.threshold, |c, t| c.threshold = t);
+    all = vary(all, &starts(spec)?, |c, start| c.start = start);
+    out.extend(all.into_iter().map(TrialConfig::Covid));
     Ok(())
 }
 
 fn vae_trials(spec: &SweepSpec, out: &mut Vec<TrialConfig>) {
-    for &kl_weight in &or(&spec.kl, &[1.0]) {
-        for &size in &or(&spec.size, &[28]) {
-            for &hidden in &or(&spec.hidden, &[400]) {
-                for &epochs in &or(&spec.epochs, &[30]) {
-                    for &lr in &or(&spec.lr, &[1e-3]) {
-                        for &seed in &or(&spec.seed, &[0]) {
-                            out.push(TrialConfig::Vae(VaeConfig {
-                                kl_weight,
-                                size,
-                                epochs: epochs as usize,
-                                lr,
-                                batch: VAE_BATCH,
-                                seed,
-                                hidden: hidden as usize,
-                                latent: VAE_LATENT,
-                                limit: spec.limit as usize,
-                                val: val(spec),
-                            }));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut all = vec![vae_default(spec)];
+    all = vary(all, &spec.kl, |c, kl| c.kl_weight = kl);
+    all = vary(all, &spec.size, |c, size| c.size = size);
+    all = vary(all, own(&spec.vae_hidden, &spec.hidden), |c, h| {
+        c.hidden = h as usize
+    });
+    all = vary(all, &spec.latent, |c, z| c.latent = z as usize);
+    all = vary(all, own(&spec.vae_epochs, &spec.epochs), |c, e| {
+        c.epochs = e as usize
+    });
+    all = vary(all, &spec.lr, |c, lr| c.lr = lr);
+    all = vary(all, &spec.seed, |c, seed| c.seed = seed);
+    out.extend(all.into_iter().map(TrialConfig::Vae));
 }
 
 /// Every trial of `spec`, in grid order (covid first, then vae; the first knob varies
@@ -394,6 +478,112 @@ mod tests {
             panic!("vae")
         };
         assert_eq!((v.limit, v.epochs), (8, 2));
+    }
+
+    /// (hidden units, epochs) of each trial of one task.
+    type Sizes = Vec<(usize, usize)>;
+
+    /// The hidden sizes and epochs of the covid and the vae trials of `s`.
+    fn sizes(s: &SweepSpec) -> (Sizes, Sizes) {
+        let (mut covid, mut vae) = (vec![], vec![]);
+        for c in expand(s).unwrap() {
+            match c {
+                TrialConfig::Covid(c) => covid.push((c.hidden, c.epochs)),
+                TrialConfig::Vae(v) => vae.push((v.hidden, v.epochs)),
+            }
+        }
+        (covid, vae)
+    }
+
+    #[test]
+    fn each_task_takes_its_own_hidden_sizes_and_epochs() {
+        // What `client sweep --l 12 --kl 1 --hidden 16` sends: a 16-unit cell, and the
+        // VAE keeps its 400 units.
+        let mixed = SweepSpec {
+            l: vec![12],
+            kl: vec![1.0],
+            covid_hidden: vec![16],
+            ..spec()
+        };
+        assert_eq!(sizes(&mixed), (vec![(16, 500)], vec![(400, 30)]));
+        let vae_only = SweepSpec {
+            vae_hidden: vec![32, 64],
+            latent: vec![8],
+            vae_epochs: vec![3],
+            epochs: vec![2],
+            ..mixed.clone()
+        };
+        assert_eq!(sizes(&vae_only), (vec![(16, 2)], vec![(32, 3), (64, 3)]));
+        let t = expand(&vae_only).unwrap();
+        assert!(
+            t.iter()
+                .all(|c| !matches!(c, TrialConfig::Vae(v) if v.latent != 8))
+        );
+        // A spec stored before the per-task lists: `hidden` and `epochs` size both.
+        let stored = SweepSpec {
+            l: vec![12],
+            kl: vec![1.0],
+            hidden: vec![8],
+            epochs: vec![2],
+            ..spec()
+        };
+        assert_eq!(sizes(&stored), (vec![(8, 2)], vec![(8, 2)]));
+        let per_task = SweepSpec {
+            covid_epochs: vec![200, 500],
+            vae_epochs: vec![30],
+            ..stored
+        };
+        assert_eq!(sizes(&per_task), (vec![(8, 200), (8, 500)], vec![(8, 30)]));
+        // Per-task knobs pick their task when none is named.
+        let only = expand(&SweepSpec {
+            vae_hidden: vec![8],
+            ..spec()
+        })
+        .unwrap();
+        assert!(only.iter().all(|c| c.task() == "vae"), "{only:?}");
+    }
+
+    #[test]
+    fn thresholds_and_start_dates_are_knobs_of_the_trial() {
+        let s = SweepSpec {
+            l: vec![12],
+            threshold: vec![0.5, 0.7],
+            start: vec!["2020-3-15".into(), "2020-03-01".into()],
+            ..spec()
+        };
+        let t = expand(&s).unwrap();
+        let got: Vec<(f64, String)> = t
+            .iter()
+            .map(|c| match c {
+                TrialConfig::Covid(c) => (c.threshold, c.start.clone()),
+                TrialConfig::Vae(_) => panic!("covid only"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0.5, "2020-03-15".to_string()),
+                (0.5, "2020-03-01".to_string()),
+                (0.7, "2020-03-15".to_string()),
+                (0.7, "2020-03-01".to_string()),
+            ]
+        );
+        let data = DataDoc::default();
+        let ids: HashSet<String> = t.iter().map(|c| data.trial_id(c)).collect();
+        assert_eq!(ids.len(), 4, "threshold and start are part of the trial id");
+        let m = err(&SweepSpec {
+            start: vec!["01/03/2020".into()],
+            ..spec()
+        });
+        assert!(
+            m.contains("'01/03/2020'") && m.contains("YYYY-MM-DD"),
+            "{m}"
+        );
+        let m = err(&SweepSpec {
+            threshold: vec![2.0],
+            ..spec()
+        });
+        assert!(m.contains("threshold"), "{m}");
     }
 
     #[test]

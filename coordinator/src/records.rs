@@ -194,6 +194,28 @@ pub struct SpecDoc {
     /// Validation fraction (absent: the default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val: Option<f64>,
+    /// Covid hidden sizes (replace `hidden` for covid). The per-task lists below are left
+    /// out when empty, so documents of specs that do not use them stay as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub covid_hidden: Vec<u32>,
+    /// VAE hidden sizes (replace `hidden` for the VAE).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vae_hidden: Vec<u32>,
+    /// VAE latent dimensions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latent: Vec<u32>,
+    /// Covid epochs (replace `epochs` for covid).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub covid_epochs: Vec<u32>,
+    /// VAE epochs (replace `epochs` for the VAE).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vae_epochs: Vec<u32>,
+    /// Covid correlation thresholds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub threshold: Vec<f64>,
+    /// Covid start dates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub start: Vec<String>,
 }
 
 /// A random-search range; mirrors the protocol's `Range`.
@@ -243,6 +265,13 @@ impl From<&SweepSpec> for SpecDoc {
             eta: s.eta,
             max_parallel: s.max_parallel,
             val: s.val,
+            covid_hidden: s.covid_hidden.clone(),
+            vae_hidden: s.vae_hidden.clone(),
+            latent: s.latent.clone(),
+            covid_epochs: s.covid_epochs.clone(),
+            vae_epochs: s.vae_epochs.clone(),
+            threshold: s.threshold.clone(),
+            start: s.start.clone(),
         }
     }
 }
@@ -280,6 +309,13 @@ impl From<SpecDoc> for SweepSpec {
             eta: d.eta,
             max_parallel: d.max_parallel,
             val: d.val,
+            covid_hidden: d.covid_hidden,
+            vae_hidden: d.vae_hidden,
+            latent: d.latent,
+            covid_epochs: d.covid_epochs,
+            vae_epochs: d.vae_epochs,
+            threshold: d.threshold,
+            start: d.start,
         }
     }
 }
@@ -324,11 +360,21 @@ mod tests {
             min_epochs: 2,
             eta: 3,
             max_parallel: 2,
+            covid_hidden: vec![16],
+            vae_hidden: vec![32],
+            latent: vec![8],
+            covid_epochs: vec![200, 500],
+            vae_epochs: vec![30],
+            threshold: vec![0.5],
+            start: vec!["2020-04-01".into()],
             ..Default::default()
         };
         let json = serde_json::to_string(&SpecDoc::from(&spec)).unwrap();
         let back: SpecDoc = serde_json::from_str(&json).unwrap();
         assert_eq!(SweepSpec::from(back), spec);
+        // A document written before the per-task lists existed reads with them empty.
+        let before: SpecDoc = serde_json::from_str(r#"{"hidden":[64],"epochs":[2]}"#).unwrap();
+        assert_eq!((before.hidden, before.covid_hidden), (vec![64], vec![]));
         let old: TrialRecord = serde_json::from_str(r#"{"state":"running","attempts":2}"#).unwrap();
         assert_eq!(
             (old.state, old.attempts, old.lease_id),

@@ -57,6 +57,8 @@ fn setup() -> Option<Ctx> {
         "1",
         "--hidden",
         "8",
+        "--vae-hidden",
+        "8",
         "--epochs",
         "2",
         "--limit",

@@ -20,8 +20,24 @@ fn mixed_sweep_on_s3_then_predict_sample_and_resubmit() {
     c.start_worker("w2");
     let data = data.to_string_lossy().to_string();
     let grid = [
-        "sweep", "--data", &data, "--l", "12,40", "--kl", "1,100", "--cell", "rnn", "--hidden",
-        "8", "--epochs", "2", "--limit", "200", "--detach",
+        "sweep",
+        "--data",
+        &data,
+        "--l",
+        "12,40",
+        "--kl",
+        "1,100",
+        "--cell",
+        "rnn",
+        "--hidden",
+        "8",
+        "--vae-hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--limit",
+        "200",
+        "--detach",
     ];
     let submitted = c.client(&grid);
     let sweep = submitted["sweep"].as_str().unwrap().to_string();

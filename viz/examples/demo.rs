@@ -97,11 +97,20 @@ fn main() -> wick_viz::Result<()> {
         .map(|e| 28.0 - 10.0 * (-(e as f64) / 5.0).exp() + noise(&mut rng, 0.5))
         .collect();
     let elbo: Vec<f64> = recon.iter().zip(&kl).map(|(r, k)| r + k).collect();
+    // Validation: close to training early, then rising as the model overfits.
+    let val: Vec<f64> = elbo
+        .iter()
+        .enumerate()
+        .map(|(e, v)| v + 5.0 + 0.02 * (e as f64).powi(2) + noise(&mut rng, 4.0))
+        .collect();
     wick_viz::vae_curves(
         &out.join("vae-curves.png"),
-        &elbo,
-        &recon,
-        &kl,
+        &wick_viz::VaeCurves {
+            neg_elbo: &elbo,
+            val_neg_elbo: &val,
+            recon: &recon,
+            kl: &kl,
+        },
         "VAE, kl_weight = 1",
     )?;
     let series = [

@@ -1,6 +1,7 @@
 //! Per-epoch curves: the classifier's loss and accuracy side by side, a generic multi-line
-//! chart, and the VAE's negative ELBO with its reconstruction and KL parts (KL on its own
-//! right-hand axis, because with kl_weight 100 it is orders of magnitude below the rest).
+//! chart, and the VAE's negative ELBO (training and, when images were held out, validation)
+//! with its reconstruction and KL parts (KL on its own right-hand axis, because with
+//! kl_weight 100 it is orders of magnitude below the rest).
 //!
 //! The x axis is the 1-based epoch, with one spare epoch either side so that a run of one
 //! epoch still shows its point; short runs (up to [`MARKER_MAX_EPOCHS`]) also get markers.
@@ -38,6 +39,18 @@ pub struct Curves<'a> {
     pub test_acc: &'a [f64],
     /// Accuracy of always predicting the majority class, drawn dashed as the bar to beat.
     pub baseline_acc: Option<f64>,
+}
+
+/// A VAE's per-epoch history, each slice indexed by epoch - 1.
+pub struct VaeCurves<'a> {
+    /// Negative ELBO on the training images.
+    pub neg_elbo: &'a [f64],
+    /// Negative ELBO on the held-out images; empty when the run held none out.
+    pub val_neg_elbo: &'a [f64],
+    /// Reconstruction term of the training −ELBO.
+    pub recon: &'a [f64],
+    /// KL term of the training −ELBO.
+    pub kl: &'a [f64],
 }
 
 /// One named series of a [`line_chart`], plotted against epoch 1, 2, ...
@@ -157,22 +170,31 @@ pub fn line_chart(
     })
 }
 
-/// Draws the VAE's per-epoch negative ELBO and reconstruction term on the left axis and its
-/// KL term on a right axis of its own, as a PNG at `path`.
+/// Draws the VAE's per-epoch negative ELBO (training, and validation when there is one)
+/// and reconstruction term on the left axis and its KL term on a right axis of its own, as
+/// a PNG at `path`. The validation curve beside the training one shows where the model
+/// starts to fit its training images rather than faces in general.
 ///
 /// Errors if every series is empty.
-pub fn vae_curves(
-    path: &Path,
-    neg_elbo: &[f64],
-    recon: &[f64],
-    kl: &[f64],
-    title: &str,
-) -> Result<()> {
-    if neg_elbo.is_empty() && recon.is_empty() && kl.is_empty() {
+pub fn vae_curves(path: &Path, curves: &VaeCurves, title: &str) -> Result<()> {
+    let all = [
+        curves.neg_elbo,
+        curves.val_neg_elbo,
+        curves.recon,
+        curves.kl,
+    ];
+    if all.iter().all(|s| s.is_empty()) {
         return Err(VizError::bad_input(path, "VAE curves have no epochs"));
     }
-    let left = [line("−ELBO", neg_elbo, 0), line("reconstruction", recon, 1)];
-    let right = line("KL (right axis)", kl, 3);
+    let mut left = Vec::with_capacity(3);
+    if curves.val_neg_elbo.is_empty() {
+        left.push(line("−ELBO", curves.neg_elbo, 0));
+    } else {
+        left.push(line("−ELBO (train)", curves.neg_elbo, 0));
+        left.push(line("−ELBO (validation)", curves.val_neg_elbo, 2));
+    }
+    left.push(line("reconstruction", curves.recon, 1));
+    let right = line("KL (right axis)", curves.kl, 3);
     canvas::render_png(path, CHART_SIZE, |root| {
         canvas::title(root, title, 12)?;
         let (_, body) = root.split_vertically(TITLE_H);

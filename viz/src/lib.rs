@@ -17,6 +17,8 @@
 //! - `map`: [`world_map_svg`] and [`world_map_png`], a choropleth of probabilities, and
 //!   [`preload`], which builds its shapes ahead of the first map.
 //! - `grid`: [`chw_to_rgb`], [`image_grid`] and [`save_png`] for VAE image sheets.
+//! - `reliability`: [`backtest_chart`], a rolling backtest's reliability diagram and
+//!   accuracy per forecast day.
 
 mod bitmap;
 mod canvas;
@@ -29,10 +31,12 @@ mod grid;
 mod heatmap;
 mod legend;
 mod map;
+mod reliability;
 
 pub use confusion::confusion_matrix;
-pub use curves::{Curves, SeriesSpec, learning_curves, line_chart, vae_curves};
+pub use curves::{Curves, SeriesSpec, VaeCurves, learning_curves, line_chart, vae_curves};
 pub use error::{Result, VizError};
 pub use grid::{chw_to_rgb, image_grid, save_png};
 pub use heatmap::heatmap;
 pub use map::{preload, world_map_png, world_map_svg};
+pub use reliability::{DayScore, ReliabilityBin, backtest_chart};

@@ -11,6 +11,7 @@ use wick_viz::{Curves, SeriesSpec, VizError};
 /// Colours the pictures are known to use: tab10 blue (first series), the dashed baseline's
 /// grey, the viridis top, the diverging ends.
 const SERIES_0: [u8; 3] = [31, 119, 180];
+const SERIES_2: [u8; 3] = [44, 160, 44];
 const SERIES_3: [u8; 3] = [214, 39, 40];
 const BASELINE: [u8; 3] = [100, 100, 100];
 const VIRIDIS_TOP: [u8; 3] = [253, 231, 37];
@@ -176,7 +177,13 @@ fn line_chart_and_vae_curves_draw_every_series() {
     assert!(wick_viz::line_chart(&path, &[], "VAE", "epoch", "nats").is_err());
 
     let path = dir.path().join("vae.png");
-    wick_viz::vae_curves(&path, &elbo, &recon, &kl, "VAE").unwrap();
+    let curves = wick_viz::VaeCurves {
+        neg_elbo: &elbo,
+        val_neg_elbo: &[],
+        recon: &recon,
+        kl: &kl,
+    };
+    wick_viz::vae_curves(&path, &curves, "VAE").unwrap();
     let img = open(&path);
     assert_eq!(img.dimensions(), (1000, 600));
     // KL is tiny next to the rest, but on its own axis it still spans the plot: its
@@ -185,6 +192,33 @@ fn line_chart_and_vae_curves_draw_every_series() {
         count(&img, SERIES_3, 0..1000) > 800,
         "KL line squashed or missing"
     );
+    // Without a validation curve there is no trace of its colour, not even a swatch.
+    assert_eq!(count(&img, SERIES_2, 0..1000), 0);
+
+    // With one, its line is drawn beside the training curve.
+    let val: Vec<f64> = elbo.iter().map(|v| v + 15.0).collect();
+    let with_val = dir.path().join("vae-val.png");
+    let curves = wick_viz::VaeCurves {
+        val_neg_elbo: &val,
+        ..curves
+    };
+    wick_viz::vae_curves(&with_val, &curves, "VAE").unwrap();
+    let img = open(&with_val);
+    assert!(
+        count(&img, SERIES_2, 0..1000) > 500,
+        "validation line missing"
+    );
+    assert!(
+        count(&img, SERIES_0, 0..1000) > 500,
+        "training line missing"
+    );
+    let empty = wick_viz::VaeCurves {
+        neg_elbo: &[],
+        val_neg_elbo: &[],
+        recon: &[],
+        kl: &[],
+    };
+    assert!(wick_viz::vae_curves(&with_val, &empty, "VAE").is_err());
 }
 
 #[test]

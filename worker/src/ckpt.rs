@@ -38,6 +38,8 @@ pub struct Checkpoint {
     pub history: serde_json::Value,
     /// The weights validation ranked best so far, when the run keeps them.
     pub best: Option<Best>,
+    /// The temperature a calibrated classifier's logits are divided by, when recorded.
+    pub temperature: Option<f64>,
     /// All tensors: `model.*` parameters and `adam.*` optimizer state.
     pub tensors: HashMap<String, Tensor>,
 }
@@ -148,6 +150,18 @@ pub fn from_bytes(bytes: &[u8], what: &str, device: &Device) -> Result<Checkpoin
         }
         None => None,
     };
+    let temperature = match meta.get("temperature") {
+        Some(t) => {
+            let t: f64 = t
+                .parse()
+                .with_context(|| format!("{what}: bad temperature '{t}'"))?;
+            if !(t.is_finite() && t > 0.0) {
+                bail!("{what}: temperature {t} is not a positive number");
+            }
+            Some(t)
+        }
+        None => None,
+    };
     Ok(Checkpoint {
         config,
         epoch,
@@ -155,6 +169,7 @@ pub fn from_bytes(bytes: &[u8], what: &str, device: &Device) -> Result<Checkpoin
         history,
         tensors,
         best,
+        temperature,
     })
 }
 

@@ -17,6 +17,11 @@ pub enum Purpose {
     Noise = 3,
     /// Noise of the pictures drawn after training (samples from the prior).
     Pictures = 4,
+    /// Which examples are held out for validation (drawn once, epoch 0).
+    Holdout = 5,
+    /// The VAE's validation noise: drawn once (epoch 0) and reused every epoch, so the
+    /// validation −ELBO of two epochs differs only because the weights do.
+    ValNoise = 6,
 }
 
 /// SplitMix64 finaliser: spreads nearby inputs (seed 0, 1, 2 ...) over the whole range.

@@ -260,6 +260,7 @@ pub fn load_covid(
             .with_context(|| format!("--start-date '{}' is not a YYYY-MM-DD date", c.start))?,
         seed: c.seed,
         split: c.split.parse()?,
+        val_fraction: c.val,
         ..PrepOptions::default()
     };
     let data = prepare(&table, &opts)?;
@@ -277,11 +278,12 @@ fn run_covid(
 ) -> Result<Value> {
     let (table, data) = load_covid(csv, c)?;
     eprintln!(
-        "covid: {} countries, |C| = {}, L = {}: {} train / {} test windows; test class balance {:.3} increase, majority baseline {:.3}",
+        "covid: {} countries, |C| = {}, L = {}: {} train / {} validation / {} test windows; test class balance {:.3} increase, majority baseline {:.3}",
         table.names.len(),
         data.members.len(),
         c.l,
         data.train.len(),
+        data.val.len(),
         data.test.len(),
         data.test.positive_fraction(),
         data.test.majority_baseline()
@@ -294,7 +296,10 @@ fn run_covid(
             epochs: c.epochs,
             resumed_from: from,
             metrics: serde_json::to_value(e)?,
-            headline: format!("test acc {:.3}", e.test_acc),
+            headline: match e.val_acc {
+                Some(v) => format!("val acc {v:.3}, test acc {:.3}", e.test_acc),
+                None => format!("test acc {:.3}", e.test_acc),
+            },
         })
     })?;
     let files = covid::artifacts::write_all(out, config, &table, &data, &run, dev)?;
@@ -309,12 +314,21 @@ fn run_covid(
         })
         .unwrap_or(last);
     let med = median(h.iter().map(|e| e.seconds).collect());
+    let sel = run.selected().unwrap_or(last);
+    let cal = run.calibration;
     Ok(json!({
         "task": "covid", "cell": c.cell, "hidden": c.hidden, "l": c.l, "epochs": c.epochs, "seed": c.seed,
-        "split": c.split, "device": device::describe(dev),
+        "split": c.split, "val": c.val, "device": device::describe(dev),
         "countries": table.names.len(), "countries_in_c": data.members.len(),
-        "windows_train": data.train.len(), "windows_test": data.test.len(),
+        "windows_train": data.train.len(), "windows_val": data.val.len(), "windows_test": data.test.len(),
         "test_majority_baseline": data.test.majority_baseline(),
+        "train_positive_fraction": data.train.positive_fraction(),
+        "selected_epoch": run.selected_epoch,
+        "selected_val_acc": sel.val_acc, "selected_val_loss": sel.val_loss,
+        "selected_test_acc": sel.test_acc, "selected_test_loss": sel.test_loss,
+        "temperature": run.temperature(),
+        "val_nll_before": cal.map(|c| c.nll_before), "val_nll_after": cal.map(|c| c.nll_after),
+        "val_ece_before": cal.map(|c| c.ece_before), "val_ece_after": cal.map(|c| c.ece_after),
         "final_train_acc": last.train_acc, "final_test_acc": last.test_acc,
         "final_train_loss": last.train_loss, "final_test_loss": last.test_loss,
         "best_test_acc": best.test_acc, "best_epoch": best.epoch,
@@ -334,11 +348,11 @@ fn forecast_ms(csv: &Path, c: &CovidConfig, out: &Path, dev: &candle_core::Devic
     let (table, data) = load_covid(csv, c)?;
     let model = out.join("model.safetensors");
     let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
-    let (_, model, params) = covid::train::load_model(&bytes, &model.display().to_string(), dev)?;
+    let m = covid::train::load_model(&bytes, &model.display().to_string(), dev)?;
     let mut times = Vec::with_capacity(50);
     for i in 0..55 {
         let start = std::time::Instant::now();
-        covid::artifacts::forecast(&model, &params, &table, &data, dev)?;
+        covid::artifacts::forecast(&m.model, &m.params, m.temperature, &table, &data, dev)?;
         if i >= 5 {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
@@ -356,12 +370,16 @@ fn run_vae(
     on_epoch: &mut dyn FnMut(&EpochEvent) -> Result<()>,
 ) -> Result<Value> {
     let images = vae::images::load_folder(dir, c.size, c.limit)?;
+    // Split here too (train repeats it) so that too few images fail before anything else.
+    let split = vae::train::holdout(images.len(), c.val, c.seed)?;
     eprintln!(
-        "vae: {} images of {}×{} from {}",
+        "vae: {} images of {}×{} from {}: {} train / {} validation",
         images.len(),
         c.size,
         c.size,
-        dir.display()
+        dir.display(),
+        split.train.len(),
+        split.val.len()
     );
     let mut resumed_from = None;
     let run = vae::train::train(c, &images, dev, ckpt, &mut |e| {
@@ -371,25 +389,37 @@ fn run_vae(
             epochs: c.epochs,
             resumed_from: from,
             metrics: serde_json::to_value(e)?,
-            headline: format!("-ELBO {:.1}", e.neg_elbo),
+            headline: match e.val_neg_elbo {
+                Some(v) => format!("-ELBO {:.1}, val {v:.1}", e.neg_elbo),
+                None => format!("-ELBO {:.1}", e.neg_elbo),
+            },
         })
     })?;
     let files = vae::artifacts::write_all(out, config, &images, &run, dev)?;
     let h = &run.history;
     let last = h.last().context("no epoch was trained")?;
+    let selected = h
+        .iter()
+        .find(|e| e.epoch == run.selected_epoch)
+        .context("the selected epoch is not in the history")?;
     let med = median(h.iter().map(|e| e.seconds).collect());
     Ok(json!({
         "task": "vae", "kl_weight": c.kl_weight, "size": c.size, "epochs": c.epochs, "seed": c.seed,
-        "device": device::describe(dev),
+        "val": c.val, "device": device::describe(dev),
         "images": images.len(), "skipped_files": images.skipped.len(),
+        "images_train": run.images_train, "images_val": run.images_val,
         "skipped": images.skipped.iter().map(|(file, why)| json!({"file": file, "reason": why})).collect::<Vec<_>>(),
         "neg_elbo": h.iter().map(|e| e.neg_elbo).collect::<Vec<_>>(),
         "recon": h.iter().map(|e| e.recon).collect::<Vec<_>>(),
         "kl": h.iter().map(|e| e.kl).collect::<Vec<_>>(),
+        "val_neg_elbo": h.iter().filter_map(|e| e.val_neg_elbo).collect::<Vec<_>>(),
         "final_neg_elbo": last.neg_elbo, "final_recon": last.recon, "final_kl": last.kl,
+        "selected_epoch": run.selected_epoch,
+        "selected_val_neg_elbo": selected.val_neg_elbo,
+        "selected_neg_elbo": selected.neg_elbo,
         "resumed_from_epoch": run.resumed_from,
         "epoch_seconds_median": med,
-        "images_per_second": if med > 0.0 { images.len() as f64 / med } else { 0.0 },
+        "images_per_second": if med > 0.0 { run.images_train as f64 / med } else { 0.0 },
         "params": run.params.count(),
         "out": out, "artifacts": files,
     }))
@@ -399,18 +429,29 @@ fn run_vae(
 pub fn print_human(v: &Value) {
     let f = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
     if f("task") == "covid" {
+        let num = |k: &str| f(k).as_f64().unwrap_or(f64::NAN);
         println!(
-            "{} {} L={} seed={}: final train acc {:.3}, final test acc {:.3}, best test acc {:.3} (epoch {}), majority baseline {:.3}",
+            "{} {} L={} seed={}: served epoch {} (val acc {:.3}): test acc {:.3}, majority baseline {:.3}; final epoch test acc {:.3}",
             f("cell").as_str().unwrap_or("?"),
             f("hidden"),
             f("l"),
             f("seed"),
-            f("final_train_acc").as_f64().unwrap_or(0.0),
-            f("final_test_acc").as_f64().unwrap_or(0.0),
-            f("best_test_acc").as_f64().unwrap_or(0.0),
-            f("best_epoch"),
-            f("test_majority_baseline").as_f64().unwrap_or(0.0),
+            f("selected_epoch"),
+            num("selected_val_acc"),
+            num("selected_test_acc"),
+            num("test_majority_baseline"),
+            num("final_test_acc"),
         );
+        if f("val_ece_before").is_number() {
+            println!(
+                "temperature {:.3}: validation ECE {:.3} -> {:.3}, NLL {:.3} -> {:.3}",
+                num("temperature"),
+                num("val_ece_before"),
+                num("val_ece_after"),
+                num("val_nll_before"),
+                num("val_nll_after"),
+            );
+        }
         println!(
             "{:.1} ms/epoch, {:.0} windows/s",
             f("epoch_seconds_median").as_f64().unwrap_or(0.0) * 1e3,
@@ -426,6 +467,15 @@ pub fn print_human(v: &Value) {
             f("final_kl").as_f64().unwrap_or(0.0),
             f("epochs"),
         );
+        match f("selected_val_neg_elbo").as_f64() {
+            Some(v) => println!(
+                "serving epoch {}: lowest validation negative ELBO {v:.1} ({} train / {} validation images)",
+                f("selected_epoch"),
+                f("images_train"),
+                f("images_val"),
+            ),
+            None => println!("serving the last epoch: no validation images (--val 0)"),
+        }
         println!(
             "{:.2} s/epoch, {:.0} images/s",
             f("epoch_seconds_median").as_f64().unwrap_or(0.0),

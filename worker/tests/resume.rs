@@ -90,8 +90,10 @@ fn covid_resume_equals_uninterrupted_and_model_reloads() {
     let cfg = wick_common::trial::TrialConfig::Covid(covid_cfg(6));
     covid::artifacts::write_all(out.path(), &cfg, &table, &data, &whole, &dev).unwrap();
     let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
-    let (c, model, _) = covid::train::load_model(&bytes, "model.safetensors", &dev).unwrap();
+    let loaded = covid::train::load_model(&bytes, "model.safetensors", &dev).unwrap();
+    let (c, model) = (loaded.config, loaded.model);
     assert_eq!(c, covid_cfg(6));
+    assert_eq!(loaded.temperature, 1.0, "no validation set, no calibration");
     let idx: Vec<usize> = (0..data.test.len()).collect();
     let xt = batch_time_major(&data.test.x, 5, &idx, &dev).unwrap();
     let before = whole.model.forward(&xt).unwrap().to_vec2::<f32>().unwrap();
@@ -230,4 +232,106 @@ fn vae_resume_equals_uninterrupted_and_model_reloads() {
             .unwrap()
     );
     assert!(e.contains("not a covid"), "{e}");
+}
+
+/// The small VAE with a quarter of the 40 images held out. The images are noise, so what
+/// it learns of the 30 training images soon stops carrying over: the validation −ELBO is
+/// lowest at epoch 6 of 12.
+fn vae_val_cfg(epochs: usize) -> VaeConfig {
+    VaeConfig {
+        val: 0.25,
+        ..vae_cfg(epochs)
+    }
+}
+
+#[test]
+fn vae_resume_with_validation_serves_the_same_epoch() {
+    const EPOCHS: usize = 12;
+    let imgs = images();
+    let dev = Device::Cpu;
+    let whole =
+        vae::train::train(&vae_val_cfg(EPOCHS), &imgs, &dev, None, &mut |_| Ok(())).unwrap();
+    let val: Vec<f64> = whole
+        .history
+        .iter()
+        .map(|e| e.val_neg_elbo.unwrap())
+        .collect();
+    let s = whole.selected_epoch;
+    eprintln!("selected epoch {s} of {EPOCHS}: {val:?}");
+    assert!(
+        1 < s && s < EPOCHS,
+        "the best epoch should be neither the first nor the last, so both the epochs before it \
+         and those after it are tested: {val:?}"
+    );
+    assert_eq!((whole.images_train, whole.images_val), (30, 10));
+
+    // Stopped right after the selected epoch, the best weights exist only in the
+    // checkpoint when the run resumes; later epochs must not displace them.
+    let dir = tempfile::tempdir().unwrap();
+    let ck = CkptDir::open(dir.path(), 2).unwrap();
+    let first =
+        vae::train::train(&vae_val_cfg(s), &imgs, &dev, Some(&ck), &mut |_| Ok(())).unwrap();
+    assert_eq!(first.selected_epoch, s);
+    let resumed = vae::train::train(
+        &vae_val_cfg(EPOCHS),
+        &imgs,
+        &dev,
+        Some(&ck),
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(resumed.resumed_from, s);
+    assert_eq!(resumed.selected_epoch, s);
+    let numbers = |r: &vae::train::VaeRun| {
+        r.history
+            .iter()
+            .map(|e| {
+                (
+                    e.neg_elbo,
+                    e.recon,
+                    e.kl,
+                    e.val_neg_elbo,
+                    e.val_recon,
+                    e.val_kl,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&resumed), numbers(&whole));
+
+    // Both serve the selected epoch's weights, bit for bit.
+    let served = |r: &vae::train::VaeRun| {
+        let out = tempfile::tempdir().unwrap();
+        let cfg = wick_common::trial::TrialConfig::Vae(vae_val_cfg(EPOCHS));
+        vae::artifacts::write_all(out.path(), &cfg, &imgs, r, &dev).unwrap();
+        let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
+        let ck = wick_worker::ckpt::from_bytes(&bytes, "model.safetensors", &dev).unwrap();
+        let mut v: Vec<(String, Vec<f32>)> = ck
+            .tensors
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let a = served(&whole);
+    assert_eq!(a.len(), 10);
+    assert_eq!(a, served(&resumed));
+    // And those are the weights of the selected epoch, not of the last one.
+    let at_s: Vec<(String, Vec<f32>)> = {
+        let mut v: Vec<_> = first
+            .params
+            .tensors(wick_worker::ckpt::MODEL_PREFIX)
+            .into_iter()
+            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(a, at_s);
 }

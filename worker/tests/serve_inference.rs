@@ -206,15 +206,28 @@ async fn vae_calls_return_pngs_and_refuse_bad_requests() {
             steps,
         })
     };
+    // The coursework's strip in one row: original | reconstruction | 5 steps |
+    // reconstruction | original, each tile also sent on its own.
+    let strip = svc.interpolate(interp(5)).await.unwrap().into_inner();
+    assert_eq!(strip.images_png.len(), 5 + 4);
+    let grid = image::load_from_memory(&strip.grid_png).unwrap();
+    // 8 px tiles at scale 3 with 2 px gaps.
     assert_eq!(
-        svc.interpolate(interp(5))
-            .await
-            .unwrap()
-            .into_inner()
-            .images_png
-            .len(),
-        5
+        (grid.width(), grid.height()),
+        (2 + 9 * (24 + 2), 2 + 24 + 2)
     );
+    let tile = |i: usize| {
+        image::load_from_memory(&strip.images_png[i])
+            .unwrap()
+            .to_rgb8()
+    };
+    let original = |i: usize| {
+        let px = wick_worker::vae::images::decode(&faces[i], 8).unwrap();
+        wick_viz::chw_to_rgb(&px, 8).unwrap()
+    };
+    assert_eq!(tile(0), original(0), "the strip starts with image a");
+    assert_eq!(tile(8), original(1), "and ends with image b");
+    assert_ne!(tile(1), original(0), "a's reconstruction follows it");
     for steps in [1, 65] {
         let e = svc.interpolate(interp(steps)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);

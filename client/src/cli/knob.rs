@@ -1,8 +1,11 @@
 //! A value of a sweep knob that random search can draw: a number (`40`, `1e-3`), or a
 //! range `LO..HI` (uniform) or `LO..HI:log` (log-uniform, for learning rates). Grids take
 //! numbers only; `--random N` takes both, numbers as choices and ranges as intervals.
+//! Also the values that are neither: an `--epochs` value, which may name its task
+//! (`covid=500`), and a `--start-date`.
 
 use anyhow::{Result, bail};
+use chrono::NaiveDate;
 use wick_proto::v1::Range;
 
 /// One value of `--l`, `--hidden`, `--lr` or `--kl`.
@@ -47,6 +50,42 @@ pub fn parse(text: &str) -> Result<Knob, String> {
     }
 }
 
+/// One value of `--epochs`: for every task the sweep runs, or for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epochs {
+    /// `N`: every task without a list of its own.
+    All(u32),
+    /// `covid=N`.
+    Covid(u32),
+    /// `vae=N`.
+    Vae(u32),
+}
+
+/// Parses `30`, `covid=500` or `vae=30` (clap's value parser).
+pub fn parse_epochs(text: &str) -> Result<Epochs, String> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{s}' is not a whole number of epochs"))
+    };
+    match text.split_once('=') {
+        None => number(text).map(Epochs::All),
+        Some((task, n)) => match task.trim().to_ascii_lowercase().as_str() {
+            "covid" => number(n).map(Epochs::Covid),
+            "vae" => number(n).map(Epochs::Vae),
+            other => Err(format!(
+                "unknown task '{other}' in '{text}'; write N for every task, or covid=N or vae=N"
+            )),
+        },
+    }
+}
+
+/// Parses a `--start-date`: a day written YYYY-MM-DD (clap's value parser).
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("'{text}' is not a date; write it YYYY-MM-DD, as in 2020-03-01"))
+}
+
 /// The numbers of `knobs` (repeats dropped) and its range, if any; `whole` knobs must be
 /// positive whole numbers. More than one range is an error naming the flag.
 pub fn split(name: &str, knobs: &[Knob], whole: bool) -> Result<(Vec<f64>, Option<Range>)> {
@@ -81,6 +120,29 @@ pub fn split(name: &str, knobs: &[Knob], whole: bool) -> Result<(Vec<f64>, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_name_their_task_and_dates_their_format() {
+        assert_eq!(parse_epochs("2"), Ok(Epochs::All(2)));
+        assert_eq!(parse_epochs("covid=500"), Ok(Epochs::Covid(500)));
+        assert_eq!(parse_epochs("VAE=30"), Ok(Epochs::Vae(30)));
+        assert!(
+            parse_epochs("gan=3")
+                .unwrap_err()
+                .contains("covid=N or vae=N")
+        );
+        assert!(parse_epochs("vae=x").unwrap_err().contains("'x'"));
+        assert_eq!(
+            parse_date("2020-04-01"),
+            Ok(NaiveDate::from_ymd_opt(2020, 4, 1).unwrap())
+        );
+        let e = parse_date("01/04/2020").unwrap_err();
+        assert!(
+            e.contains("'01/04/2020'") && e.contains("YYYY-MM-DD"),
+            "{e}"
+        );
+        assert!(parse_date("2020-02-30").is_err(), "no such day");
+    }
 
     #[test]
     fn numbers_and_ranges_parse_and_mistakes_are_named() {

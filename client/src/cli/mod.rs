@@ -191,7 +191,15 @@ pub struct CompareArgs {
 /// Flags of `backtest`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "EXAMPLES:
-  client backtest --trial t-0123456789abcdef --actual ../shared/data/covid/countries-aggregated.csv")]
+  # the trial's own forecasts (plots/forecast.json) for the day after its data ends
+  client backtest --trial t-0123456789abcdef --actual ../shared/data/covid/countries-aggregated.csv
+  # rolling: the trial's model forecasts each of 30 days from the data up to the day before
+  client backtest --from 2020-04-13 --days 30 --actual ../shared/data/covid/countries-aggregated.csv --plot backtest.png
+
+Without --from, the forecasts checked are those the trial made when it finished. With
+--from, the trial's model (model.safetensors, with its calibration) is run here on every
+country's counts up to each day before a forecast day, reading nothing later, and all
+N x countries forecasts are scored together and day by day.")]
 pub struct BacktestArgs {
     /// Covid trial whose forecasts to check [default: the best one].
     #[arg(long)]
@@ -203,6 +211,16 @@ pub struct BacktestArgs {
     /// Calibration bins over [0, 1].
     #[arg(long, default_value_t = 10)]
     pub bins: u32,
+    /// Rolling backtest: the first day forecast (YYYY-MM-DD); each forecast uses the
+    /// --actual counts up to the day before it only.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Rolling backtest: how many consecutive days to forecast [default: 1 with --from].
+    #[arg(long, value_name = "N", requires = "from")]
+    pub days: Option<u32>,
+    /// Rolling backtest: write its picture (reliability diagram and accuracy per day) here.
+    #[arg(long, value_name = "PNG", requires = "from")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Which tasks a sweep runs.

@@ -2,13 +2,19 @@
 //! `--l 12 --l 40`; a value given twice counts once, so a grid never holds the same trial
 //! twice), which tasks it runs, and where its data is; and the protocol's `SweepSpec` they
 //! describe.
+//!
+//! Every knob belongs to one task (`--hidden` to covid, `--vae-hidden` to the VAE), except
+//! `--lr`, `--seed`, `--val` and a plain `--epochs N`, which apply to every task the sweep
+//! runs: a mixed sweep never sizes one task with a number meant for the other, and a knob
+//! of a task the sweep does not run is an error rather than silently ignored.
 
 use anyhow::{Result, bail};
+use chrono::NaiveDate;
 use clap::Args;
 use wick_common::trial::Cell;
 use wick_proto::v1::{DataRef, SweepSpec};
 
-use super::knob::{self, Knob};
+use super::knob::{self, Epochs, Knob};
 use super::{Task, TaskChoice};
 
 /// Flags of `sweep`.
@@ -20,16 +26,30 @@ use super::{Task, TaskChoice};
   client sweep --data ../shared/data --cell rnn,lstm,gru --l 20,40 --epochs 200
   # the KL comparison of the coursework at two image sizes and two seeds
   client sweep --data ../shared/data --kl 0,1,100 --size 28,64 --seed 0,1 --name kl-study
+  # both tasks, each sized and trained on its own: a 16-unit LSTM for 200 epochs, a
+  # 128-unit VAE with 20 latent dimensions for 30
+  client sweep --data ../shared/data --l 12 --hidden 16 --kl 1 --vae-hidden 128 --latent 20 \
+    --epochs covid=200,vae=30
+  # a table that starts later than the coursework's, at two thresholds of set C
+  client sweep --covid-csv cases.csv --start-date 2020-04-01 --threshold 0.6,0.8 --l 12
   # workers download the CSV themselves
   client sweep --covid-csv https://example.org/time_series_covid19_confirmed_global.csv
   # a cluster: submit and return; follow later with `client watch ID`
   client --coordinator http://HOST:50051 --store s3://bucket/wick sweep --data ./data --detach
 
 Every list takes commas or repeats. Submitting the same sweep again reuses finished
-trials and runs only what is missing or failed.")]
+trials and runs only what is missing or failed.
+
+Before anything is stored, the coordinator checks every trial as its worker would: the
+values themselves, and L and --start-date against the days of the uploaded table; a sweep
+that cannot run is refused with the worker's message and exit status 2.
+
+EXIT STATUS: 0 every trial succeeded, stopped early or was cancelled; 1 a trial failed
+(the report is printed first, --json too) or the command failed; 2 the flags or the
+sweep are invalid and nothing was submitted; 130 interrupted.")]
 pub struct SweepArgs {
-    /// Tasks to run [default: the tasks whose own knobs are given (--l/--cell/--split:
-    /// covid; --kl/--size/--limit: vae); both when none is].
+    /// Tasks to run [default: the tasks whose own knobs are given (those marked [covid]
+    /// or [vae] below, and --epochs TASK=N); both when none is].
     #[arg(long, value_enum)]
     pub task: Option<TaskChoice>,
     /// [covid] Window lengths L (days of input) [default: 40].
@@ -38,18 +58,36 @@ pub struct SweepArgs {
     /// [covid] Recurrent cells: rnn, lstm, gru [default: lstm].
     #[arg(long, value_delimiter = ',', value_name = "CELL,...")]
     pub cell: Vec<Cell>,
-    /// Hidden units [default: rnn 32, lstm/gru 64, vae 400].
+    /// [covid] Hidden units of the recurrent cell [default: rnn 32, lstm/gru 64]. The
+    /// VAE's are --vae-hidden.
     #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = knob::parse)]
     pub hidden: Vec<Knob>,
+    /// [covid] Correlation thresholds of set C: a country trains the model only if its
+    /// daily cases correlate above this with another country's [default: 0.7].
+    #[arg(long, value_delimiter = ',', value_name = "X,...")]
+    pub threshold: Vec<f64>,
+    /// [covid] First days of the windows, YYYY-MM-DD; the table needs L + 1 days of counts
+    /// from each [default: 2020-03-01].
+    #[arg(long, value_delimiter = ',', value_name = "DATE,...", value_parser = knob::parse_date)]
+    pub start_date: Vec<NaiveDate>,
     /// [vae] KL weights (0, 1 and 100 in the coursework) [default: 1].
     #[arg(long, value_delimiter = ',', value_name = "X,...", value_parser = knob::parse)]
     pub kl: Vec<Knob>,
     /// [vae] Image sizes S (images are resized to S x S) [default: 28].
     #[arg(long, value_delimiter = ',', value_name = "S,...")]
     pub size: Vec<u32>,
-    /// Training epochs [default: covid 500, vae 30].
+    /// [vae] Hidden units of the encoder and decoder [default: 400]. The covid cell's are
+    /// --hidden.
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = knob::parse)]
+    pub vae_hidden: Vec<Knob>,
+    /// [vae] Latent dimensions [default: 50].
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
-    pub epochs: Vec<u32>,
+    pub latent: Vec<u32>,
+    /// Training epochs: N for every task the sweep runs, covid=N or vae=N for one task
+    /// (which then ignores the plain N), e.g. --epochs 2 or --epochs covid=200,covid=500,vae=30
+    /// [default: covid 500, vae 30].
+    #[arg(long, value_delimiter = ',', value_name = "[TASK=]N,...", value_parser = knob::parse_epochs)]
+    pub epochs: Vec<Epochs>,
     /// Adam learning rates [default: 0.001].
     #[arg(long, value_delimiter = ',', value_name = "X,...", value_parser = knob::parse)]
     pub lr: Vec<Knob>,
@@ -73,8 +111,8 @@ pub struct SweepArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Random search: draw N configurations per task instead of the grid. Lists become
-    /// choices, and --hidden, --l, --lr and --kl also take a range LO..HI (uniform) or
-    /// LO..HI:log (log-uniform), e.g. --hidden 16..128 --lr 1e-4..1e-2:log.
+    /// choices, and --hidden, --vae-hidden, --l, --lr and --kl also take a range LO..HI
+    /// (uniform) or LO..HI:log (log-uniform), e.g. --hidden 16..128 --lr 1e-4..1e-2:log.
     #[arg(long, value_name = "N", help_heading = "Search")]
     pub random: Option<u32>,
     /// Seed of the random draws: the same seed draws the same trials.
@@ -133,29 +171,83 @@ fn dedup<T: Clone>(values: &[T], eq: impl Fn(&T, &T) -> bool) -> Vec<T> {
     out
 }
 
+/// `"--a"`, `"--a and --b"` or `"--a, --b and --c"`, with the verb that agrees.
+fn names(flags: &[&str]) -> (String, &'static str, &'static str) {
+    let text = match flags {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    match flags.len() {
+        1 => (text, "applies", "it"),
+        _ => (text, "apply", "them"),
+    }
+}
+
 impl SweepArgs {
+    /// The covid knobs given, by flag.
+    fn covid_knobs(&self) -> Vec<&'static str> {
+        let epochs = self.epochs.iter().any(|e| matches!(e, Epochs::Covid(_)));
+        [
+            ("--l", !self.l.is_empty()),
+            ("--cell", !self.cell.is_empty()),
+            ("--split", self.split.is_some()),
+            ("--hidden", !self.hidden.is_empty()),
+            ("--threshold", !self.threshold.is_empty()),
+            ("--start-date", !self.start_date.is_empty()),
+            ("--epochs covid=N", epochs),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
+    /// The vae knobs given, by flag.
+    fn vae_knobs(&self) -> Vec<&'static str> {
+        let epochs = self.epochs.iter().any(|e| matches!(e, Epochs::Vae(_)));
+        [
+            ("--kl", !self.kl.is_empty()),
+            ("--size", !self.size.is_empty()),
+            ("--limit", self.limit.is_some()),
+            ("--vae-hidden", !self.vae_hidden.is_empty()),
+            ("--latent", !self.latent.is_empty()),
+            ("--epochs vae=N", epochs),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
     /// The tasks this sweep runs (see `--task`); a task-specific knob given for a task
-    /// that is not run is an error rather than silently ignored.
+    /// that is not run is an error naming it rather than silently ignored.
     pub fn tasks(&self) -> Result<Vec<Task>> {
-        let covid_knobs = !self.l.is_empty() || !self.cell.is_empty() || self.split.is_some();
-        let vae_knobs = !self.kl.is_empty() || !self.size.is_empty() || self.limit.is_some();
+        let (covid_knobs, vae_knobs) = (self.covid_knobs(), self.vae_knobs());
+        let (covid, vae) = (!covid_knobs.is_empty(), !vae_knobs.is_empty());
         let tasks = match self.task {
             Some(TaskChoice::Covid) => vec![Task::Covid],
             Some(TaskChoice::Vae) => vec![Task::Vae],
             Some(TaskChoice::Both) => vec![Task::Covid, Task::Vae],
-            None if covid_knobs && !vae_knobs => vec![Task::Covid],
-            None if vae_knobs && !covid_knobs => vec![Task::Vae],
+            None if covid && !vae => vec![Task::Covid],
+            None if vae && !covid => vec![Task::Vae],
             None => vec![Task::Covid, Task::Vae],
         };
-        if !tasks.contains(&Task::Covid) && covid_knobs {
+        if !tasks.contains(&Task::Covid) && covid {
+            let (flags, verb, pronoun) = names(&covid_knobs);
+            let hint = match covid_knobs.contains(&"--hidden") {
+                true => " (the VAE's hidden units are --vae-hidden)",
+                false => "",
+            };
             bail!(
-                "--l, --cell and --split apply to covid trials only; drop them or use --task covid|both"
+                "{flags} {verb} to covid trials only; drop {pronoun} or use --task covid|both{hint}"
             );
         }
-        if !tasks.contains(&Task::Vae) && vae_knobs {
-            bail!(
-                "--kl, --size and --limit apply to vae trials only; drop them or use --task vae|both"
-            );
+        if !tasks.contains(&Task::Vae) && vae {
+            let (flags, verb, pronoun) = names(&vae_knobs);
+            let hint = match vae_knobs.contains(&"--vae-hidden") {
+                true => " (the covid cell's hidden units are --hidden)",
+                false => "",
+            };
+            bail!("{flags} {verb} to vae trials only; drop {pronoun} or use --task vae|both{hint}");
         }
         Ok(tasks)
     }
@@ -172,9 +264,10 @@ impl SweepArgs {
         }
         let (l, l_range) = knob::split("l", &self.l, true)?;
         let (hidden, hidden_range) = knob::split("hidden", &self.hidden, true)?;
+        let (vae_hidden, vae_hidden_range) = knob::split("vae-hidden", &self.vae_hidden, true)?;
         let (kl, kl_range) = knob::split("kl", &self.kl, false)?;
         let (lr, lr_range) = knob::split("lr", &self.lr, false)?;
-        let ranges: Vec<_> = [l_range, hidden_range, kl_range, lr_range]
+        let mut ranges: Vec<_> = [l_range, hidden_range, vae_hidden_range, kl_range, lr_range]
             .into_iter()
             .flatten()
             .collect();
@@ -186,7 +279,19 @@ impl SweepArgs {
                 ranges[0].hi
             );
         }
+        // The protocol names each task's hidden range apart; its "hidden" sizes both.
+        for r in &mut ranges {
+            match r.name.as_str() {
+                "hidden" => r.name = "covid_hidden".into(),
+                "vae-hidden" => r.name = "vae_hidden".into(),
+                _ => {}
+            }
+        }
         let whole = |v: Vec<f64>| v.into_iter().map(|x| x as u32).collect::<Vec<_>>();
+        let epochs = |pick: fn(&Epochs) -> Option<u32>| {
+            let picked: Vec<u32> = self.epochs.iter().filter_map(pick).collect();
+            dedup(&picked, PartialEq::eq)
+        };
         Ok(SweepSpec {
             tasks: tasks.iter().map(|t| t.as_str().to_string()).collect(),
             l: whole(l),
@@ -194,10 +299,28 @@ impl SweepArgs {
                 .iter()
                 .map(|c| c.as_str().to_string())
                 .collect(),
-            hidden: whole(hidden),
+            covid_hidden: whole(hidden),
+            vae_hidden: whole(vae_hidden),
+            latent: dedup(&self.latent, PartialEq::eq),
             kl,
             size: dedup(&self.size, PartialEq::eq),
-            epochs: dedup(&self.epochs, PartialEq::eq),
+            epochs: epochs(|e| match e {
+                Epochs::All(n) => Some(*n),
+                _ => None,
+            }),
+            covid_epochs: epochs(|e| match e {
+                Epochs::Covid(n) => Some(*n),
+                _ => None,
+            }),
+            vae_epochs: epochs(|e| match e {
+                Epochs::Vae(n) => Some(*n),
+                _ => None,
+            }),
+            threshold: dedup(&self.threshold, |a, b| a.to_bits() == b.to_bits()),
+            start: dedup(&self.start_date, PartialEq::eq)
+                .iter()
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .collect(),
             lr,
             seed: dedup(&self.seed, PartialEq::eq),
             data: Some(data),
@@ -212,6 +335,8 @@ impl SweepArgs {
             eta: self.eta.unwrap_or(0),
             max_parallel: self.max_parallel.unwrap_or(0),
             val: self.val,
+            // The list of both tasks is what older clients sent; this one never does.
+            hidden: Vec::new(),
         })
     }
 }
@@ -300,5 +425,131 @@ mod tests {
             .tasks()
             .unwrap_err();
         assert!(e.to_string().contains("--task vae|both"), "{e}");
+        assert_eq!(
+            sweep(&["sweep", "--vae-hidden", "8"]).tasks().unwrap(),
+            vec![Task::Vae]
+        );
+        assert_eq!(
+            sweep(&["sweep", "--start-date", "2020-04-01"])
+                .tasks()
+                .unwrap(),
+            vec![Task::Covid]
+        );
+        assert_eq!(
+            sweep(&["sweep", "--epochs", "covid=3,vae=2"])
+                .tasks()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_mixed_sweep_sizes_each_task_with_its_own_knobs() {
+        let spec = sweep(&["sweep", "--l", "12", "--kl", "1", "--hidden", "16"])
+            .spec(DataRef::default())
+            .unwrap();
+        assert_eq!(spec.tasks, vec!["covid", "vae"]);
+        assert_eq!(spec.covid_hidden, vec![16]);
+        assert!(
+            spec.hidden.is_empty() && spec.vae_hidden.is_empty(),
+            "{spec:?}"
+        );
+        let spec = sweep(&[
+            "sweep",
+            "--l",
+            "12",
+            "--kl",
+            "1",
+            "--vae-hidden",
+            "64,64",
+            "--latent",
+            "8",
+            "--epochs",
+            "2,covid=200,covid=500",
+            "--epochs",
+            "vae=30",
+        ])
+        .spec(DataRef::default())
+        .unwrap();
+        assert_eq!(
+            (spec.vae_hidden, spec.latent),
+            (vec![64], vec![8]),
+            "repeats count once"
+        );
+        assert_eq!(
+            (spec.epochs, spec.covid_epochs, spec.vae_epochs),
+            (vec![2], vec![200, 500], vec![30])
+        );
+        // Ranges go to their own task's knob.
+        let spec = sweep(&[
+            "sweep",
+            "--task",
+            "both",
+            "--hidden",
+            "16..128",
+            "--vae-hidden",
+            "100..400",
+            "--random",
+            "4",
+        ])
+        .spec(DataRef::default())
+        .unwrap();
+        let names: Vec<&str> = spec.ranges.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["covid_hidden", "vae_hidden"]);
+    }
+
+    #[test]
+    fn a_knob_of_a_task_not_run_is_named() {
+        let e = sweep(&["sweep", "--task", "vae", "--hidden", "16"])
+            .tasks()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--hidden applies to covid trials only; drop it or use --task covid|both \
+             (the VAE's hidden units are --vae-hidden)"
+        );
+        let e = sweep(&[
+            "sweep", "--task", "covid", "--latent", "8", "--epochs", "vae=3",
+        ])
+        .tasks()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--latent and --epochs vae=N apply to vae trials only; drop them"),
+            "{e}"
+        );
+        let e = sweep(&["sweep", "--task", "vae", "--start-date", "2020-04-01"])
+            .tasks()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--start-date applies to covid trials only"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn thresholds_and_start_dates_are_lists() {
+        let spec = sweep(&[
+            "sweep",
+            "--threshold",
+            "0.6,0.8,0.6",
+            "--start-date",
+            "2020-04-01,2020-03-15",
+        ])
+        .spec(DataRef::default())
+        .unwrap();
+        assert_eq!(spec.tasks, vec!["covid"]);
+        assert_eq!(spec.threshold, vec![0.6, 0.8]);
+        assert_eq!(spec.start, vec!["2020-04-01", "2020-03-15"]);
+        let e = Cli::try_parse_from(["client", "sweep", "--start-date", "1/4/20"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'1/4/20' is not a date") && e.contains("YYYY-MM-DD"),
+            "{e}"
+        );
     }
 }

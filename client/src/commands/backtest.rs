@@ -36,7 +36,7 @@ const LATER_FILE: &str = "../shared/data/covid/countries-aggregated.csv (to 2021
 const MAP_DATE_MARK: &str = "the day after ";
 
 /// The coordinator's message for a missing artifact; any other failure is returned as is.
-fn missing(st: Status) -> Result<String> {
+pub(super) fn missing(st: Status) -> Result<String> {
     match st.code() {
         Code::NotFound => Ok(st.message().to_string()),
         _ => Err(st.into()),
@@ -45,7 +45,7 @@ fn missing(st: Status) -> Result<String> {
 
 /// The trial `--trial` names (a unique prefix is enough), found in the sweeps, or the best
 /// covid trial as `predict` picks it.
-async fn resolve(s: &Session, trial: Option<&str>) -> Result<TrialStatus> {
+pub(super) async fn resolve(s: &Session, trial: Option<&str>) -> Result<TrialStatus> {
     let Some(query) = trial else {
         let best = s
             .sweeps
@@ -184,7 +184,7 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// A number for JSON: `null` instead of NaN.
-fn num(x: f64) -> Value {
+pub(super) fn num(x: f64) -> Value {
     if x.is_finite() { json!(x) } else { Value::Null }
 }
 
@@ -200,6 +200,9 @@ pub async fn run(s: &Session, a: &BacktestArgs) -> Result<Outcome> {
             "--bins {} is out of range: use 1 to {MAX_BINS} calibration bins (default 10)",
             a.bins
         );
+    }
+    if let Some(from) = &a.from {
+        return super::rolling::run(s, a, from).await;
     }
     // The file first: a bad path should not wait on the coordinator.
     let actual = CaseTable::from_path(&a.actual).map_err(|e| anyhow!("{e}"))?;

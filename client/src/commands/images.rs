@@ -1,5 +1,7 @@
 //! `reconstruct` and `interpolate`: the user's own images through a VAE trial (the best
-//! VAE unless `--trial`), saved as one PNG.
+//! VAE unless `--trial`), saved as one PNG. The interpolation is the coursework's strip in
+//! one row: original | reconstruction | the `--steps` decoded points | reconstruction |
+//! original.
 //!
 //! The images are checked before they are sent, so a mistake names the file: one that is
 //! not a PNG or JPEG at all, or images too large for one request (the coordinator would
@@ -90,7 +92,7 @@ pub async fn reconstruct(s: &Session, a: &ReconstructArgs) -> Result<Outcome> {
     save(&r, a.out.as_deref(), "reconstructions")
 }
 
-/// `interpolate --a IMG --b IMG [--steps N] [--out FILE]`.
+/// `interpolate --a IMG --b IMG [--steps N] [--out FILE]`: a strip of N + 4 tiles.
 pub async fn interpolate(s: &Session, a: &InterpolateArgs) -> Result<Outcome> {
     check_sizes(&[&a.a, &a.b])?;
     let params = InterpolateParams {

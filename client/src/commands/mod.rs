@@ -11,7 +11,8 @@
 //! - `artifacts`: `artifacts ls`, `artifacts get`.
 //! - `report`: `report` (the HTML page of a sweep).
 //! - `compare`: `compare --by`.
-//! - `backtest`: `backtest` (forecasts against what happened).
+//! - `backtest`: `backtest` (forecasts against what happened); `rolling`: its rolling form
+//!   (`--from DATE --days N`).
 
 mod artifacts;
 mod backtest;
@@ -19,6 +20,7 @@ mod compare;
 mod images;
 mod predict;
 mod report;
+mod rolling;
 mod sample;
 mod status;
 mod sweep;
@@ -27,13 +29,14 @@ mod watch;
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::cli::{ArtifactsCommand, Cli, Command};
 use crate::connect::{self, Session};
 
 /// What a command produced.
+#[derive(Debug)]
 pub struct Outcome {
     /// The `--json` document.
     pub json: Value,
@@ -52,6 +55,51 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// The command line asks for something that cannot run, found before anything was
+/// submitted: `main` prints it as an error and exits with 2, as clap does for flags it
+/// cannot parse, so a script can tell a mistake in its call from a failure.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A usage error with the message of `e`.
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    Usage(e.to_string()).into()
+}
+
+/// A watched sweep ended with failed trials: `main` prints the report as usual (the JSON
+/// document too), then says how many failed and exits with 1.
+#[derive(Debug)]
+pub struct TrialsFailed {
+    /// The report of the sweep.
+    pub outcome: Outcome,
+    /// Trials that ended failed.
+    pub failed: usize,
+    /// Trials of the sweep.
+    pub total: usize,
+    /// The sweep, for the message.
+    pub sweep_id: String,
+}
+
+impl std::fmt::Display for TrialsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} trials of sweep {} failed; `client status {}` shows why, and submitting the sweep again runs them again",
+            self.failed, self.total, self.sweep_id, self.sweep_id
+        )
+    }
+}
+
+impl std::error::Error for TrialsFailed {}
 
 /// True for commands that need workers: the ones that train or run a model.
 fn needs_workers(c: &Command) -> bool {
@@ -74,14 +122,18 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         && s.detach
         && g.coordinator.is_none()
     {
-        bail!(
-            "--detach needs a coordinator that outlives this command: without --coordinator the coordinator and workers run inside this client and stop when it exits. Start `coordinator` and `worker serve` and pass --coordinator URL, or drop --detach"
-        );
+        return Err(usage(
+            "--detach needs a coordinator that outlives this command: without --coordinator the coordinator and workers run inside this client and stop when it exits. Start `coordinator` and `worker serve` and pass --coordinator URL, or drop --detach",
+        ));
     }
     if g.coordinator.is_none() && g.workers == 0 && needs_workers(&cli.command) {
-        bail!(
-            "--workers must be at least 1 in embedded mode: the in-process workers train the trials and answer predict and sample"
-        );
+        return Err(usage(
+            "--workers must be at least 1 in embedded mode: the in-process workers train the trials and answer predict and sample",
+        ));
+    }
+    // Mistakes in the sweep's flags are found before any server starts.
+    if let Command::Sweep(s) = &cli.command {
+        s.spec(Default::default()).map_err(usage)?;
     }
     let workers = if needs_workers(&cli.command) {
         g.workers

@@ -1,5 +1,9 @@
 //! `sweep`: check what can be checked here, get the data into the store, submit the grid,
 //! then (unless `--detach`) watch it to the end and report the table and the best trials.
+//! Mistakes in the flags, and a sweep the coordinator refuses as invalid (its checks
+//! against the uploaded data included), end the command as usage errors (exit status 2)
+//! with nothing submitted; a watched sweep with a failed trial ends with exit status 1
+//! after its report.
 //!
 //! A local COVID-19 file is parsed before it is uploaded: a malformed one is refused here,
 //! naming the user's own file and line, instead of reaching the store and failing every
@@ -9,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+use tonic::Code;
 use wick_common::covid::CaseTable;
 use wick_proto::v1::{DataRef, SubmitSweepParams};
 
-use super::{Outcome, watch};
+use super::{Outcome, usage, watch};
 use crate::cli::{DataArgs, SweepArgs, Task};
 use crate::connect::Session;
 use crate::upload;
@@ -51,18 +56,24 @@ async fn check_covid_csv(d: &DataArgs, tasks: &[Task]) -> Result<()> {
 
 /// `sweep`.
 pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
-    let tasks = a.tasks()?;
+    let tasks = a.tasks().map_err(usage)?;
     // Mistakes in the flags and in a local data file are reported before anything is
     // uploaded.
-    a.spec(DataRef::default())?;
+    a.spec(DataRef::default()).map_err(usage)?;
     check_covid_csv(&a.data, &tasks).await?;
     let (data, notes) = upload::resolve(&a.data, &tasks, s.store.as_ref()).await?;
-    let spec = a.spec(data)?;
+    let spec = a.spec(data).map_err(usage)?;
+    // The coordinator stores nothing of a sweep it refuses as invalid: that is a mistake
+    // in the call, as a bad flag is.
     let r = s
         .sweeps
         .clone()
         .submit_sweep(SubmitSweepParams { spec: Some(spec) })
-        .await?
+        .await
+        .map_err(|st| match st.code() {
+            Code::InvalidArgument => usage(st.message()),
+            _ => st.into(),
+        })?
         .into_inner();
     let total = r.trial_ids.len();
     if !json {
@@ -91,7 +102,7 @@ pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
     let status = watch::follow(s, &r.sweep_id, json).await?;
     let mut out = watch::report(s, &status).await?;
     out.json["queued"] = json!(r.queued);
-    Ok(out)
+    watch::verdict(out, &status)
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! `watch ID`, and the part of `sweep` after submission: follow the sweep's event stream
 //! with progress bars until every trial has ended, then report the trial table and the
-//! best trial of each task.
+//! best trial of each task, and end with exit status 1 if any trial failed.
 
 use anyhow::Result;
 use serde_json::{Map, Value};
 use tonic::Code;
 use wick_proto::v1::{BestTrialParams, GetSweepParams, SweepStatus, TrialStatus, WatchSweepParams};
 
-use super::{Interrupted, Outcome};
+use super::{Interrupted, Outcome, TrialsFailed};
 use crate::connect::Session;
 use crate::progress::Progress;
 use crate::render::{headline, label, status_json, trial_json, trial_table};
@@ -24,7 +24,25 @@ pub async fn run(s: &Session, sweep: &str, json: bool) -> Result<Outcome> {
         .await?
         .into_inner();
     let status = follow(s, &status.sweep_id, json).await?;
-    report(s, &status).await
+    let out = report(s, &status).await?;
+    verdict(out, &status)
+}
+
+/// The report of an ended sweep as the command's result, or, when a trial failed, as a
+/// [`TrialsFailed`] error carrying it, so scripts see the failure in the exit status. A
+/// trial stopped early or cancelled ended as someone chose: that is no failure.
+pub fn verdict(out: Outcome, status: &SweepStatus) -> Result<Outcome> {
+    let failed = status.trials.iter().filter(|t| t.state == "failed").count();
+    if failed == 0 {
+        return Ok(out);
+    }
+    Err(TrialsFailed {
+        outcome: out,
+        failed,
+        total: status.trials.len(),
+        sweep_id: status.sweep_id.clone(),
+    }
+    .into())
 }
 
 /// Shows the sweep's events until every trial has ended, and returns its final status.

@@ -6,11 +6,14 @@
 //! - `load`: [`CaseTable`], layout detection and validation, country lookup.
 //! - `wide`, `long`: the parsers of the wide (coursework, JHU CSSE) and long layouts.
 //! - `prep`: the coursework pipeline, [`prepare`].
+//! - `days`: whether a start date and window length fit the data, [`check_window`].
 
 pub mod backtest;
+pub mod days;
 pub mod load;
 mod long;
 pub mod prep;
+pub mod rolling;
 mod wide;
 
 #[cfg(test)]
@@ -22,6 +25,7 @@ mod tests_load;
 #[cfg(test)]
 mod tests_prep;
 
+pub use days::{check_window, daily_dates};
 pub use load::{CaseTable, Layout};
 pub use prep::{
     CovidData, PrepOptions, Split, Windows, correlated_set, correlation_matrix, daily_new,

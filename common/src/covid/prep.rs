@@ -1,8 +1,9 @@
 //! The coursework pipeline from a [`CaseTable`] to training data: daily new cases, the
 //! Pearson correlation between countries, the set C of countries that correlate with
 //! another above a threshold, labelled windows of C's series from a start date (label 1 when
-//! the next day's count is higher than the window's last), a seeded train/test split, and
-//! every country's last window for forecasting.
+//! the next day's count is higher than the window's last), a seeded train/test split (with
+//! a validation set carved out of train when asked), and every country's last window for
+//! forecasting.
 //!
 //! It follows the reference implementation (`covid_ref.py`) step for step, so that window
 //! counts and split sizes match it exactly; only the shuffle differs (ChaCha8 instead of
@@ -74,6 +75,12 @@ pub struct PrepOptions {
     pub split: Split,
     /// Share of windows that go to train, in (0, 1).
     pub train_fraction: f64,
+    /// Share of the training windows held out for validation, in [0, 1): model selection
+    /// and calibration use them so that the test set stays unseen. Random split: a seeded
+    /// random share; time split: the latest training windows of every country, so that
+    /// validation, like test, lies after what the model learnt from.
+    #[serde(default)]
+    pub val_fraction: f64,
 }
 
 impl Default for PrepOptions {
@@ -87,6 +94,7 @@ impl Default for PrepOptions {
             seed: 0,
             split: Split::Random,
             train_fraction: 0.7,
+            val_fraction: 0.0,
         }
     }
 }
@@ -180,6 +188,9 @@ pub struct CovidData {
     pub members: Vec<usize>,
     /// Training windows, shuffled.
     pub train: Windows,
+    /// Validation windows (held out of training), shuffled; empty without a validation
+    /// fraction.
+    pub val: Windows,
     /// Test windows, shuffled.
     pub test: Windows,
     /// Every country with at least L daily counts: its last L days, normalised, in table
@@ -277,30 +288,17 @@ pub fn prepare(table: &CaseTable, opts: &PrepOptions) -> Result<CovidData> {
     if !(f > 0.0 && f < 1.0) {
         return Err(Error::TrainFraction(f));
     }
-    let new_cases: Vec<Vec<f64>> = table.cumulative.iter().map(|c| daily_new(c)).collect();
-    let new_dates: Vec<NaiveDate> = table.dates.iter().skip(1).copied().collect();
-    let (Some(&first), Some(&last)) = (new_dates.first(), new_dates.last()) else {
-        return Err(Error::TooFewDates {
-            dates: table.dates.len(),
-        });
-    };
-    let from = new_dates
-        .iter()
-        .position(|&d| d == opts.start)
-        .ok_or(Error::StartDate {
-            start: opts.start,
-            first,
-            last,
-        })?;
-    let days = new_dates.len() - from;
-    let l = opts.l;
-    if l == 0 || l >= days {
-        return Err(Error::WindowLength {
-            l,
-            start: opts.start,
-            days,
-        });
+    if !(0.0..1.0).contains(&opts.val_fraction) {
+        return Err(Error::InvalidConfig(format!(
+            "validation fraction must be in [0, 1), got {}",
+            opts.val_fraction
+        )));
     }
+    let new_cases: Vec<Vec<f64>> = table.cumulative.iter().map(|c| daily_new(c)).collect();
+    let new_dates: Vec<NaiveDate> = super::days::daily_dates(table)?.to_vec();
+    // The same check the coordinator runs before it stores a sweep.
+    let from = super::days::check_window(&new_dates, opts.start, opts.l)?;
+    let l = opts.l;
     // Correlation uses the full series, windows only the days from the start date.
     let corr = correlation_matrix(&new_cases);
     let members = correlated_set(&corr, opts.threshold);
@@ -322,8 +320,12 @@ pub fn prepare(table: &CaseTable, opts: &PrepOptions) -> Result<CovidData> {
         })
         .collect();
     let total: usize = per_country.iter().map(Vec::len).sum();
-    let (train, test) = split(per_country, opts);
-    for (name, part) in [("train", &train), ("test", &test)] {
+    let (train, val, test) = split(per_country, opts);
+    let mut parts = vec![("train", &train), ("test", &test)];
+    if opts.val_fraction > 0.0 {
+        parts.push(("validation", &val));
+    }
+    for (name, part) in parts {
         if part.is_empty() {
             return Err(Error::EmptySplit {
                 split: name,
@@ -344,6 +346,7 @@ pub fn prepare(table: &CaseTable, opts: &PrepOptions) -> Result<CovidData> {
         .collect();
     Ok(CovidData {
         train: Windows::from_cuts(&new_cases, l, &train),
+        val: Windows::from_cuts(&new_cases, l, &val),
         test: Windows::from_cuts(&new_cases, l, &test),
         last: Windows::from_cuts(&new_cases, l, &last_cuts),
         new_cases,
@@ -353,28 +356,35 @@ pub fn prepare(table: &CaseTable, opts: &PrepOptions) -> Result<CovidData> {
     })
 }
 
-/// Divides the windows (grouped per country, in time order) into shuffled train and test.
-/// Sizes are `floor(train_fraction × n)` as in the reference, overall (random split) or per
-/// country (time split).
-fn split(per_country: Vec<Vec<Cut>>, opts: &PrepOptions) -> (Vec<Cut>, Vec<Cut>) {
+/// Divides the windows (grouped per country, in time order) into shuffled train,
+/// validation and test. Sizes are `floor(train_fraction × n)` as in the reference, overall
+/// (random split) or per country (time split); validation is then `floor(val_fraction ×
+/// train)` of those, drawn at random (random split) or each country's latest (time split).
+fn split(per_country: Vec<Vec<Cut>>, opts: &PrepOptions) -> (Vec<Cut>, Vec<Cut>, Vec<Cut>) {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let n_train = |n: usize| (opts.train_fraction * n as f64).floor() as usize;
+    let n_val = |n: usize| (opts.val_fraction * n as f64).floor() as usize;
     match opts.split {
         Split::Random => {
             let mut all: Vec<Cut> = per_country.into_iter().flatten().collect();
             all.shuffle(&mut rng);
             let test = all.split_off(n_train(all.len()));
-            (all, test)
+            // Train is already in random order, so its tail is a random sample; without a
+            // validation fraction the split is exactly the coursework's.
+            let val = all.split_off(all.len() - n_val(all.len()));
+            (all, val, test)
         }
         Split::Time => {
-            let (mut train, mut test) = (Vec::new(), Vec::new());
+            let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
             for mut cuts in per_country {
                 test.extend(cuts.split_off(n_train(cuts.len())));
+                val.extend(cuts.split_off(cuts.len() - n_val(cuts.len())));
                 train.extend(cuts);
             }
             train.shuffle(&mut rng);
             test.shuffle(&mut rng);
-            (train, test)
+            val.shuffle(&mut rng);
+            (train, val, test)
         }
     }
 }

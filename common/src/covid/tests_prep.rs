@@ -213,6 +213,75 @@ fn time_split_holds_out_each_countrys_latest_windows() {
     }
 }
 
+#[test]
+fn validation_is_carved_out_of_train_and_never_overlaps_test() {
+    let table = small_table();
+    let rows = |set: &Windows| -> HashSet<(usize, Vec<u32>)> {
+        (0..set.len())
+            .map(|i| {
+                (
+                    set.country[i],
+                    set.row(i).iter().map(|v| v.to_bits()).collect(),
+                )
+            })
+            .collect()
+    };
+    for split in [Split::Random, Split::Time] {
+        let plain = prepare(&table, &PrepOptions { split, ..opts(5) }).expect("prepares");
+        let data = prepare(
+            &table,
+            &PrepOptions {
+                split,
+                val_fraction: 0.2,
+                ..opts(5)
+            },
+        )
+        .expect("prepares");
+        assert!(plain.val.is_empty(), "no validation without a fraction");
+        // The test set does not move; validation + train = the old train.
+        assert_eq!(rows(&data.test), rows(&plain.test), "{split}");
+        let mut joined = rows(&data.train);
+        joined.extend(rows(&data.val));
+        assert_eq!(joined, rows(&plain.train), "{split}");
+        assert!(rows(&data.train).is_disjoint(&rows(&data.val)), "{split}");
+        match split {
+            // floor(0.7 × 50) = 35 train, of which floor(0.2 × 35) = 7 validate.
+            Split::Random => assert_eq!((data.train.len(), data.val.len()), (28, 7)),
+            // Per country: 17 train, of which floor(0.2 × 17) = 3 (the latest) validate.
+            Split::Time => assert_eq!((data.train.len(), data.val.len()), (28, 6)),
+        }
+    }
+    let time = prepare(
+        &table,
+        &PrepOptions {
+            split: Split::Time,
+            val_fraction: 0.2,
+            ..opts(5)
+        },
+    )
+    .expect("prepares");
+    // Time split: a country's validation windows are its latest training days (14..17).
+    for &c in &time.members {
+        let mut starts: Vec<usize> = (0..time.val.len())
+            .filter(|&i| time.val.country[i] == c)
+            .map(|i| {
+                (0..25)
+                    .find(|&t| {
+                        let mut w: Vec<f32> = time.new_cases[c][t..t + 5]
+                            .iter()
+                            .map(|&v| v as f32)
+                            .collect();
+                        normalise(&mut w);
+                        w == time.val.row(i)
+                    })
+                    .expect("a window of the series")
+            })
+            .collect();
+        starts.sort();
+        assert_eq!(starts, [14, 15, 16], "country {c}");
+    }
+}
+
 /// Runs `prepare` on the small table with changed options; it must fail.
 fn fails(change: impl FnOnce(&mut PrepOptions)) -> Error {
     let mut options = opts(5);
@@ -230,7 +299,7 @@ fn errors_say_what_to_change() {
     assert_eq!(
         e.to_string(),
         "start date 2021-01-01 is after the last date 2020-03-30 of the data; \
-         use a start date between 2020-03-01 and 2020-03-30 (worker train --start-date)"
+         use a --start-date between 2020-03-01 and 2020-03-30"
     );
     let e = fails(|o| o.start = date(2020, 2, 29));
     assert!(
@@ -241,8 +310,8 @@ fn errors_say_what_to_change() {
     let e = fails(|o| o.l = 30);
     assert_eq!(
         e.to_string(),
-        "L = 30 needs at least 31 days from 2020-03-01 but the data has 30; \
-         use --l 29 or less, or an earlier start date (worker train --start-date)"
+        "L = 30 needs 31 days from 2020-03-01 but the data has 30 (to 2020-03-30): \
+         use --l 29 or less or an earlier --start-date"
     );
     assert!(matches!(
         fails(|o| o.l = 0),
@@ -253,8 +322,8 @@ fn errors_say_what_to_change() {
     assert_eq!(
         e.to_string(),
         "no country correlates above threshold 1 with another, so set C is empty; use a case \
-         table with more countries whose outbreaks move together, or a lower threshold \
-         (worker train --threshold, default 0.7)"
+         table with more countries whose outbreaks move together, or a lower --threshold \
+         (default 0.7)"
     );
     for f in [0.0, 1.0, -0.5, f64::NAN] {
         let e = fails(|o| o.train_fraction = f);

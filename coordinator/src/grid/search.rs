@@ -10,12 +10,30 @@ use wick_common::trial::{CovidConfig, TrialConfig, VaeConfig};
 use wick_proto::v1::{Range, SweepSpec};
 
 use super::{
-    COVID_BATCH, COVID_START, COVID_THRESHOLD, MAX_TRIALS, VAE_BATCH, VAE_LATENT, invalid,
+    COVID_EPOCHS, MAX_TRIALS, VAE_EPOCHS, VAE_HIDDEN, VAE_LATENT, covid_default, invalid, own,
+    vae_default,
 };
 use crate::error::Result;
 
-/// Knobs that take ranges, and whether they are whole numbers.
-const KNOBS: [(&str, bool); 4] = [("hidden", true), ("l", true), ("lr", false), ("kl", false)];
+/// Knobs that take ranges, and whether they are whole numbers. `hidden` is the range of
+/// both tasks that older clients sent; `covid_hidden` and `vae_hidden` are each task's.
+const KNOBS: [(&str, bool); 6] = [
+    ("covid_hidden", true),
+    ("vae_hidden", true),
+    ("hidden", true),
+    ("l", true),
+    ("lr", false),
+    ("kl", false),
+];
+
+/// The client flag of a knob, for messages.
+fn flag(knob: &str) -> &str {
+    match knob {
+        "covid_hidden" => "hidden",
+        "vae_hidden" => "vae-hidden",
+        other => other,
+    }
+}
 
 /// Checks the ranges: known knobs, once each, lo <= hi, positive ends for log ranges, and
 /// no list given for the same knob.
@@ -23,29 +41,32 @@ fn check(spec: &SweepSpec) -> Result<()> {
     for (i, r) in spec.ranges.iter().enumerate() {
         let Some((_, integer)) = KNOBS.iter().find(|(k, _)| *k == r.name) else {
             return Err(invalid(format!(
-                "no range can be given for '{}'; ranges work for hidden, l, lr and kl",
+                "no range can be given for '{}'; ranges work for --hidden, --vae-hidden, --l, --lr and --kl",
                 r.name
             )));
         };
+        let name = flag(&r.name);
         if spec.ranges[..i].iter().any(|o| o.name == r.name) {
-            return Err(invalid(format!("two ranges for --{}", r.name)));
+            return Err(invalid(format!("two ranges for --{name}")));
         }
         if !(r.lo.is_finite() && r.hi.is_finite() && r.lo <= r.hi) {
             return Err(invalid(format!(
-                "--{} {}..{} is not a range (the low end must not be above the high end)",
-                r.name, r.lo, r.hi
+                "--{name} {}..{} is not a range (the low end must not be above the high end)",
+                r.lo, r.hi
             )));
         }
         if r.log && r.lo <= 0.0 {
             return Err(invalid(format!(
-                "--{} {}..{}:log needs both ends above 0",
-                r.name, r.lo, r.hi
+                "--{name} {}..{}:log needs both ends above 0",
+                r.lo, r.hi
             )));
         }
         if *integer && r.lo < 1.0 {
-            return Err(invalid(format!("--{} ranges start at 1 or more", r.name)));
+            return Err(invalid(format!("--{name} ranges start at 1 or more")));
         }
         let listed = match r.name.as_str() {
+            "covid_hidden" => !spec.covid_hidden.is_empty(),
+            "vae_hidden" => !spec.vae_hidden.is_empty(),
             "hidden" => !spec.hidden.is_empty(),
             "l" => !spec.l.is_empty(),
             "lr" => !spec.lr.is_empty(),
@@ -53,8 +74,7 @@ fn check(spec: &SweepSpec) -> Result<()> {
         };
         if listed {
             return Err(invalid(format!(
-                "--{} has both a list and a range; give one",
-                r.name
+                "--{name} has both a list and a range; give one"
             )));
         }
     }
@@ -71,7 +91,9 @@ fn from_range(rng: &mut ChaCha8Rng, r: &Range, integer: bool) -> f64 {
     if integer { x.round() } else { x }
 }
 
-/// A value of `knob`: from its range if any, else one of `list`, else `default`.
+/// A value of `knob`: from its range if any, else one of `list`, else `default`. An
+/// empty list draws nothing, so knobs added to the spec later leave the draws of specs
+/// without them as they were.
 fn pick<T: Copy>(
     rng: &mut ChaCha8Rng,
     spec: &SweepSpec,
@@ -90,6 +112,25 @@ fn pick<T: Copy>(
     }
 }
 
+/// A task's hidden size: its own range or list (`knob`, `list`) when given, else the
+/// shared `hidden` range or list, else `default`.
+fn pick_hidden(
+    rng: &mut ChaCha8Rng,
+    spec: &SweepSpec,
+    knob: &str,
+    list: &[u32],
+    default: u32,
+) -> usize {
+    let whole = |x: f64| x as u32;
+    let given = !list.is_empty() || spec.ranges.iter().any(|r| r.name == knob);
+    let h = if given {
+        pick(rng, spec, knob, list, default, whole)
+    } else {
+        pick(rng, spec, "hidden", &spec.hidden, default, whole)
+    };
+    h as usize
+}
+
 /// `spec.random` configurations of each task the spec runs (covid first).
 pub fn draw(spec: &SweepSpec, covid: bool, vae: bool) -> Result<Vec<TrialConfig>> {
     check(spec)?;
@@ -102,44 +143,68 @@ pub fn draw(spec: &SweepSpec, covid: bool, vae: bool) -> Result<Vec<TrialConfig>
     }
     let mut rng = ChaCha8Rng::seed_from_u64(spec.search_seed);
     let mut out = Vec::with_capacity(n as usize);
-    let (cells, split) = (super::cells(spec)?, super::split(spec));
+    let (cells, starts) = (super::cells(spec)?, super::starts(spec)?);
     let whole = |x: f64| x as u32;
     let same = |x: f64| x;
+    // The order of the draws is part of what a seed means: new knobs go last.
     for _ in 0..if covid { spec.random } else { 0 } {
         let cell = cells[rng.random_range(0..cells.len())];
+        let base = covid_default(spec);
+        let hidden = pick_hidden(
+            &mut rng,
+            spec,
+            "covid_hidden",
+            &spec.covid_hidden,
+            cell.default_hidden() as u32,
+        );
+        let l = pick(&mut rng, spec, "l", &spec.l, 40, whole) as usize;
+        let epochs = own(&spec.covid_epochs, &spec.epochs);
+        let epochs = pick(&mut rng, spec, "epochs", epochs, COVID_EPOCHS, whole) as usize;
+        let lr = pick(&mut rng, spec, "lr", &spec.lr, base.lr, same);
+        let seed = pick(&mut rng, spec, "seed", &spec.seed, 0, |x| x as u64);
+        let threshold = pick(
+            &mut rng,
+            spec,
+            "threshold",
+            &spec.threshold,
+            base.threshold,
+            same,
+        );
+        let start = match starts.len() {
+            0 => base.start.clone(),
+            n => starts[rng.random_range(0..n)].clone(),
+        };
         out.push(TrialConfig::Covid(CovidConfig {
             cell,
-            hidden: pick(
-                &mut rng,
-                spec,
-                "hidden",
-                &spec.hidden,
-                cell.default_hidden() as u32,
-                whole,
-            ) as usize,
-            l: pick(&mut rng, spec, "l", &spec.l, 40, whole) as usize,
-            epochs: pick(&mut rng, spec, "epochs", &spec.epochs, 500, whole) as usize,
-            lr: pick(&mut rng, spec, "lr", &spec.lr, 1e-3, same),
-            batch: COVID_BATCH,
-            seed: pick(&mut rng, spec, "seed", &spec.seed, 0, |x| x as u64),
-            threshold: COVID_THRESHOLD,
-            start: COVID_START.into(),
-            split: split.clone(),
-            val: super::val(spec),
+            hidden,
+            l,
+            epochs,
+            lr,
+            seed,
+            threshold,
+            start,
+            ..base
         }));
     }
     for _ in 0..if vae { spec.random } else { 0 } {
+        let base = vae_default(spec);
+        let kl_weight = pick(&mut rng, spec, "kl", &spec.kl, 1.0, same);
+        let size = pick(&mut rng, spec, "size", &spec.size, 28, whole);
+        let epochs = own(&spec.vae_epochs, &spec.epochs);
+        let epochs = pick(&mut rng, spec, "epochs", epochs, VAE_EPOCHS, whole) as usize;
+        let lr = pick(&mut rng, spec, "lr", &spec.lr, base.lr, same);
+        let seed = pick(&mut rng, spec, "seed", &spec.seed, 0, |x| x as u64);
+        let hidden = pick_hidden(&mut rng, spec, "vae_hidden", &spec.vae_hidden, VAE_HIDDEN);
+        let latent = pick(&mut rng, spec, "latent", &spec.latent, VAE_LATENT, whole) as usize;
         out.push(TrialConfig::Vae(VaeConfig {
-            kl_weight: pick(&mut rng, spec, "kl", &spec.kl, 1.0, same),
-            size: pick(&mut rng, spec, "size", &spec.size, 28, whole),
-            epochs: pick(&mut rng, spec, "epochs", &spec.epochs, 30, whole) as usize,
-            lr: pick(&mut rng, spec, "lr", &spec.lr, 1e-3, same),
-            batch: VAE_BATCH,
-            seed: pick(&mut rng, spec, "seed", &spec.seed, 0, |x| x as u64),
-            hidden: pick(&mut rng, spec, "hidden", &spec.hidden, 400, whole) as usize,
-            latent: VAE_LATENT,
-            limit: spec.limit as usize,
-            val: super::val(spec),
+            kl_weight,
+            size,
+            epochs,
+            lr,
+            seed,
+            hidden,
+            latent,
+            ..base
         }));
     }
     Ok(out)
@@ -213,6 +278,36 @@ mod tests {
             .filter(|c| matches!(c, TrialConfig::Covid(c) if c.lr < 1e-3))
             .count();
         assert!((4..=16).contains(&low), "{low} of {} below 1e-3", a.len());
+    }
+
+    #[test]
+    fn hidden_ranges_apply_to_their_own_task() {
+        let mut s = spec(6, 1);
+        s.tasks = vec!["both".into()];
+        s.ranges[0].name = "covid_hidden".into();
+        s.ranges.push(Range {
+            name: "vae_hidden".into(),
+            lo: 200.0,
+            hi: 300.0,
+            log: false,
+        });
+        s.data.as_mut().unwrap().faces = "data/y/faces.tar".into();
+        for c in super::super::expand(&s).unwrap() {
+            match c {
+                TrialConfig::Covid(c) => assert!((16..=128).contains(&c.hidden), "{c:?}"),
+                TrialConfig::Vae(v) => assert!((200..=300).contains(&v.hidden), "{v:?}"),
+            }
+        }
+        // Older clients' `hidden` range sized both tasks, and still does.
+        s.ranges.pop();
+        s.ranges[0].name = "hidden".into();
+        for c in super::super::expand(&s).unwrap() {
+            let h = match c {
+                TrialConfig::Covid(c) => c.hidden,
+                TrialConfig::Vae(v) => v.hidden,
+            };
+            assert!((16..=128).contains(&h), "{h}");
+        }
     }
 
     #[test]

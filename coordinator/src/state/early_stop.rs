@@ -6,7 +6,7 @@
 //!   reaching a rung goes on only if its score is in the top 1/η of the trials that
 //!   reached that rung so far (decided once at least η have).
 //!
-//! Scores are "higher is better": a covid trial's best test accuracy so far, a VAE's
+//! Scores are "higher is better": a covid trial's best validation accuracy so far (test accuracy without a validation set), a VAE's
 //! negative ELBO negated. Trials are compared with the other trials of the same task in
 //! the same sweep. A stopped trial ends `stopped_early` with the reason, keeps its
 //! checkpoints, and its scores still count for the trials after it, as ASHA intends.
@@ -69,11 +69,12 @@ pub fn score(
     let get = |k: &str| metrics.get(k).and_then(serde_json::Value::as_f64);
     match config {
         // The best accuracy so far: one noisy epoch must not stop a trial that is ahead.
+        // Validation decides when the trial has it; the test set only without.
         TrialConfig::Covid(_) => {
-            let acc = get("test_acc")?;
+            let acc = get("val_acc").or_else(|| get("test_acc"))?;
             Some(previous.map_or(acc, |p| p.max(acc)))
         }
-        TrialConfig::Vae(_) => get("neg_elbo").map(|v| -v),
+        TrialConfig::Vae(_) => get("val_neg_elbo").or_else(|| get("neg_elbo")).map(|v| -v),
     }
 }
 
@@ -90,7 +91,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Shown in reasons: accuracy as is, a VAE's score as the −ELBO it came from.
 fn shown(config: &TrialConfig, score: f64) -> String {
     match config {
-        TrialConfig::Covid(_) => format!("best test accuracy {score:.3}"),
+        TrialConfig::Covid(_) => format!("best accuracy {score:.3}"),
         TrialConfig::Vae(_) => format!("negative ELBO {:.1}", -score),
     }
 }

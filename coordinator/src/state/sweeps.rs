@@ -136,13 +136,16 @@ impl State {
             .collect())
     }
 
-    /// The best succeeded trial of `task`: highest `best_test_acc` (covid) or lowest
-    /// `final_neg_elbo` (vae, only KL weight `kl` when given), in `sweep` or, when it is
-    /// empty, in the newest sweep that has one.
+    /// The best succeeded trial of `task`, ranked on validation so that the test set never
+    /// picks a model: highest `selected_val_acc` (covid) or lowest `selected_val_neg_elbo`
+    /// (vae, only KL weight `kl` when given), in `sweep` or, when it is empty, in the
+    /// newest sweep that has one. Trials trained without a validation set have neither
+    /// and rank after those that do, by their old figure (`best_test_acc`,
+    /// `final_neg_elbo`).
     pub fn best(&self, sweep: &str, task: &str, kl: Option<f64>) -> Result<&Trial> {
-        let (key, higher) = match task {
-            "covid" => ("best_test_acc", true),
-            "vae" => ("final_neg_elbo", false),
+        let (key, fallback, higher) = match task {
+            "covid" => ("selected_val_acc", "best_test_acc", true),
+            "vae" => ("selected_val_neg_elbo", "final_neg_elbo", false),
             other => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown task '{other}'; use covid or vae"
@@ -158,17 +161,20 @@ impl State {
                 }
         };
         let score = |t: &Trial| {
-            let v = t
-                .record
-                .metrics
-                .as_ref()
-                .and_then(|m| m.get(key))
-                .and_then(|v| v.as_f64());
-            // A summary without the figure of merit ranks last.
-            match (v, higher) {
-                (Some(v), true) => v,
-                (Some(v), false) => -v,
-                (None, _) => f64::NEG_INFINITY,
+            let get = |k: &str| {
+                t.record
+                    .metrics
+                    .as_ref()
+                    .and_then(|m| m.get(k))
+                    .and_then(|v| v.as_f64())
+            };
+            let signed = |v: f64| if higher { v } else { -v };
+            // Validated trials first (scores shifted above every unvalidated one); a
+            // summary without either figure ranks last.
+            match (get(key), get(fallback)) {
+                (Some(v), _) => (1.0, signed(v)),
+                (None, Some(v)) => (0.0, signed(v)),
+                (None, None) => (f64::NEG_INFINITY, 0.0),
             }
         };
         let pick = |s| self.best_in(s, &fits, &score);
@@ -196,7 +202,7 @@ impl State {
         &'a self,
         sweep: &'a Sweep,
         fits: &dyn Fn(&Trial) -> bool,
-        score: &dyn Fn(&Trial) -> f64,
+        score: &dyn Fn(&Trial) -> (f64, f64),
     ) -> Option<&'a Trial> {
         self.trials_of(sweep)
             .filter(|t| fits(t))

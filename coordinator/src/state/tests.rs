@@ -395,6 +395,30 @@ fn best_trial_per_task_kl_and_newest_sweep() {
 }
 
 #[test]
+fn best_ranks_by_validation_not_test() {
+    let t0 = Instant::now();
+    let (mut st, sid, _) = setup(&spec(&[12, 40, 60], &[0.0, 1.0]), t0);
+    // The first covid trial has the higher test accuracy, the second the higher validation
+    // accuracy; the third has no validation set and ranks after both.
+    let summaries = [
+        r#"{"best_test_acc":0.9,"selected_test_acc":0.7,"selected_val_acc":0.6}"#,
+        r#"{"best_test_acc":0.7,"selected_test_acc":0.65,"selected_val_acc":0.72}"#,
+        r#"{"best_test_acc":0.95}"#,
+        r#"{"final_neg_elbo":100.0,"selected_val_neg_elbo":300.0}"#,
+        r#"{"final_neg_elbo":200.0,"selected_val_neg_elbo":250.0}"#,
+    ];
+    let mut done = Vec::new();
+    for (i, s) in summaries.iter().enumerate() {
+        let lid = format!("L{i}");
+        let t = lease(&mut st, &lid, t0);
+        st.apply(vec![st.complete(&complete(&lid, t.id(), s), t0).unwrap().0]);
+        done.push(t.id().to_string());
+    }
+    assert_eq!(st.best(&sid, "covid", None).unwrap().id(), done[1]);
+    assert_eq!(st.best(&sid, "vae", None).unwrap().id(), done[4]);
+}
+
+#[test]
 fn restart_keeps_leases_and_queue_order() {
     let t0 = Instant::now();
     let (mut st, sid, ids) = setup(&spec(&[12, 40, 60], &[]), t0);

@@ -1,7 +1,8 @@
 //! Case tables malformed in each layout's own way (refused by the client before upload,
-//! naming the file and line), a malformed table by URL and tables the workers alone can
-//! judge (an empty set C, a window longer than the series), which fail their trial once;
-//! face folders with a corrupt image or none.
+//! naming the file and line), a malformed table by URL and a table the workers alone can
+//! judge (an empty set C), which fail their trial once; a window longer than the series,
+//! which the coordinator refuses before queueing; face folders with a corrupt image or
+//! none.
 
 use super::{cli, covid_sweep, failing_trial, s};
 use crate::harness::{Act, Case, Ctx, Want, Writes};
@@ -82,12 +83,22 @@ pub fn data_cases(ctx: &Ctx) -> Vec<Case> {
                 "more countries",
             ],
         ),
-        failing_trial(
-            "L longer than the series",
-            covid_sweep(&ctx.data_csv(), &["--l", "500"]),
-            &["L = 500 needs at least 501 days", "use --l", "or less"],
-        ),
     ]);
+    // Refused by the coordinator before anything is stored, with the worker's message.
+    cases.push(cli(
+        "L longer than the series",
+        [
+            s(&["sweep"]),
+            covid_sweep(&ctx.data_csv(), &["--l", "500", "--detach"]),
+        ]
+        .concat(),
+        2,
+        &[
+            "L = 500 needs 501 days from 2020-03-01",
+            "use --l",
+            "or less or an earlier --start-date",
+        ],
+    ));
     cases.push(Case {
         name: "faces: one corrupt .jpg",
         act: Act::Sweep(s(&[
@@ -97,7 +108,7 @@ pub fn data_cases(ctx: &Ctx) -> Vec<Case> {
             "1",
             "--epochs",
             "1",
-            "--hidden",
+            "--vae-hidden",
             "8",
         ])),
         want: Want::Trial("succeeded"),

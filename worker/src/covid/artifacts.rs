@@ -8,11 +8,12 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use wick_common::covid::{CaseTable, CovidData};
+use wick_common::covid::{CaseTable, CovidData, Windows};
 use wick_common::trial::TrialConfig;
 
 use crate::ckpt::{self, MODEL_PREFIX};
 use crate::covid::bptt::{Bptt, time_major};
+use crate::covid::calibrate;
 use crate::covid::model::{SeqModel, batch_time_major};
 use crate::covid::train::CovidRun;
 use crate::params::Params;
@@ -30,31 +31,49 @@ pub struct Forecast {
     pub increase: bool,
 }
 
-/// P(increase) for every country that has at least L days (`data.last`). On the CPU the
-/// hand-written forward pass computes it from `params` (several times faster than the
+/// P(increase) of every window of `w` at temperature `t` (see `calibrate`). On the CPU
+/// the hand-written forward pass computes it from `params` (several times faster than the
 /// autograd graph's forward); elsewhere `model` does.
+pub fn probabilities(
+    model: &SeqModel,
+    params: &Params,
+    w: &Windows,
+    t: f64,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    let idx: Vec<usize> = (0..w.len()).collect();
+    if idx.is_empty() {
+        return Ok(Vec::new());
+    }
+    let logits: Vec<f32> = if device.is_cpu() {
+        let mut bp = Bptt::new(model.cell, model.hidden);
+        bp.load(params)?;
+        let mut xt = Vec::new();
+        time_major(&w.x, w.l, &idx, &mut xt);
+        bp.forward(&xt, w.l, idx.len()).to_vec()
+    } else {
+        let z = model.forward(&batch_time_major(&w.x, w.l, &idx, device)?)?;
+        z.detach().flatten_all()?.to_vec1()?
+    };
+    // softmax(a / t, b / t)[1] = 1 / (1 + e^((a − b) / t))
+    Ok(logits
+        .chunks_exact(2)
+        .map(|z| calibrate::probability(f64::from(z[1] - z[0]), t))
+        .collect())
+}
+
+/// P(increase) for every country that has at least L days (`data.last`), at temperature
+/// `t`.
 pub fn forecast(
     model: &SeqModel,
     params: &Params,
+    t: f64,
     table: &CaseTable,
     data: &CovidData,
     device: &Device,
 ) -> Result<Vec<Forecast>> {
     let last = &data.last;
-    let idx: Vec<usize> = (0..last.len()).collect();
-    let probs = if device.is_cpu() && !idx.is_empty() {
-        let mut bp = Bptt::new(model.cell, model.hidden);
-        bp.load(params)?;
-        let mut xt = Vec::new();
-        time_major(&last.x, last.l, &idx, &mut xt);
-        // softmax(a, b)[1] = 1 / (1 + e^(a − b))
-        bp.forward(&xt, last.l, idx.len())
-            .chunks_exact(2)
-            .map(|z| 1.0 / (1.0 + (z[0] - z[1]).exp()))
-            .collect()
-    } else {
-        model.prob_increase(&batch_time_major(&last.x, last.l, &idx, device)?)?
-    };
+    let probs = probabilities(model, params, last, t, device)?;
     Ok(last
         .country
         .iter()
@@ -62,7 +81,7 @@ pub fn forecast(
         .map(|(&c, p)| Forecast {
             country: table.names[c].clone(),
             iso2: table.iso2(c).map(str::to_string),
-            probability: f64::from(p),
+            probability: p,
             increase: p > 0.5,
         })
         .collect())
@@ -115,10 +134,17 @@ pub fn write_all(
         &add("confusion_matrix.png"),
         run.confusion,
         ["no increase", "increase"],
-        &format!("Test set, {title}"),
+        &format!("Test set, {title}, epoch {}", run.selected_epoch),
     )?;
 
-    let fc = forecast(&run.model, &run.params, table, data, device)?;
+    let fc = forecast(
+        &run.model,
+        &run.params,
+        run.temperature(),
+        table,
+        data,
+        device,
+    )?;
     let values: Vec<(String, f64)> = fc
         .iter()
         .filter_map(|f| f.iso2.clone().map(|c| (c, f.probability)))
@@ -133,7 +159,9 @@ pub fn write_all(
     wick_viz::world_map_png(&add("world_map.png"), &values, &map_title, "P(increase)")?;
     std::fs::write(add("forecast.json"), serde_json::to_vec_pretty(&fc)?)?;
 
-    let meta = ckpt::metadata(config, h.len());
+    // The model file is the selected epoch's, and says so; its temperature travels with it.
+    let mut meta = ckpt::metadata(config, run.selected_epoch);
+    meta.insert("temperature".into(), run.temperature().to_string());
     let bytes = ckpt::to_bytes(&run.params.tensors(MODEL_PREFIX), meta)?;
     ckpt::write_atomic(&add("model.safetensors"), &bytes)?;
     Ok(files)

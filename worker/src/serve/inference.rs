@@ -33,14 +33,13 @@ use crate::vae;
 
 /// Most images one Sample or Reconstruct call produces.
 pub const MAX_IMAGES: u32 = 256;
-/// Most images in one interpolation strip (both ends included).
+/// Most interpolation steps in one strip (both ends included; the strip adds the two
+/// originals and their reconstructions).
 pub const MAX_STEPS: u32 = 64;
 /// Largest message in or out: image batches and all-country forecasts fit.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// Images per row of the PNG grids.
 const GRID_COLUMNS: usize = 8;
-/// Images per row of an interpolation strip.
-const STRIP_COLUMNS: usize = 16;
 
 /// The `Inference` service of one worker.
 pub struct InferenceService {
@@ -322,13 +321,11 @@ impl InferenceService {
             let LoadedVae { config, model } = &*loaded;
             let a = decode(&p.a, config.size, "image a", &device)?;
             let b = decode(&p.b, config.size, "image b", &device)?;
-            let strip =
-                vae::artifacts::interpolate(model, &a, &b, p.steps as usize).map_err(internal)?;
-            let rows: Vec<Vec<&[f32]>> = strip
-                .chunks(STRIP_COLUMNS)
-                .map(|c| c.iter().map(Vec::as_slice).collect())
-                .collect();
-            images_result(&id, &rows, &strip, config.size)
+            // The coursework's strip, in one row: original | reconstruction | steps |
+            // reconstruction | original; every tile also comes back as its own PNG.
+            let strip = vae::artifacts::strip(model, &a, &b, p.steps as usize).map_err(internal)?;
+            let row: Vec<&[f32]> = strip.iter().map(Vec::as_slice).collect();
+            images_result(&id, &[row], &strip, config.size)
         })
         .await?;
         Ok(Response::new(r))

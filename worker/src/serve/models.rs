@@ -132,9 +132,10 @@ impl Models {
                 let csv = self.covid_data(id).await?;
                 blocking(move || {
                     let load = || -> anyhow::Result<Loaded> {
-                        let (_, model, params) = covid::train::load_model(&bytes, &key, &device)?;
+                        let m = covid::train::load_model(&bytes, &key, &device)?;
                         let (table, data) = train::load_covid(&csv, &c)?;
-                        let forecasts = forecast(&model, &params, &table, &data, &device)?;
+                        let forecasts =
+                            forecast(&m.model, &m.params, m.temperature, &table, &data, &device)?;
                         let last_date = data
                             .new_dates
                             .last()

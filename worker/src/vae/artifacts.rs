@@ -1,6 +1,8 @@
 //! What a finished VAE trial leaves in its output folder: the negative-ELBO curve with its
-//! two parts, 8 originals over their reconstructions, 16 samples from N(0, I), an 11-step
-//! interpolation between the latent means of two real faces, and `model.safetensors`.
+//! two parts (and the validation curve when there is one), 8 originals over their
+//! reconstructions, 16 samples from N(0, I), the coursework's interpolation strip between
+//! two real faces, and `model.safetensors`. Every picture and the model file come from the
+//! weights the run ends with: those of the selected epoch.
 
 use std::path::Path;
 
@@ -57,6 +59,9 @@ pub fn sample(model: &Vae, n: usize, seed: u64, device: &Device) -> Result<Vec<V
     decode(model, &z)
 }
 
+/// The interpolation steps an artifact strip shows (α = 0, 0.1, …, 1).
+pub const STRIP_STEPS: usize = 11;
+
 /// decode((1 − α)·μ(a) + α·μ(b)) for α = 0, 1/(steps−1), …, 1.
 pub fn interpolate(model: &Vae, a: &Tensor, b: &Tensor, steps: usize) -> Result<Vec<Vec<f32>>> {
     let (ma, _) = model.encode(a)?;
@@ -71,6 +76,21 @@ pub fn interpolate(model: &Vae, a: &Tensor, b: &Tensor, steps: usize) -> Result<
         zs.push(((&ma * (1.0 - alpha))? + (&mb * alpha)?)?);
     }
     decode(model, &Tensor::cat(&zs, 0)?)
+}
+
+/// The coursework's strip between the single images `a` and `b` (1, D): original a,
+/// reconstruction of a, the `steps` points of [`interpolate`], reconstruction of b,
+/// original b; `steps` + 4 images. Each reconstruction decodes the same latent mean as the
+/// interpolation's end beside it, so the two tiles match; the coursework's layout keeps
+/// both so that what encoding loses is seen next to the original.
+pub fn strip(model: &Vae, a: &Tensor, b: &Tensor, steps: usize) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(steps + 4);
+    out.extend(rows(a)?);
+    out.extend(reconstruct(model, a)?);
+    out.extend(interpolate(model, a, b, steps)?);
+    out.extend(reconstruct(model, b)?);
+    out.extend(rows(b)?);
+    Ok(out)
 }
 
 /// Writes every artifact into `out` and returns the file names written.
@@ -92,12 +112,22 @@ pub fn write_all(
     };
     let h = &run.history;
     let col = |f: fn(&crate::vae::train::EpochStats) -> f64| h.iter().map(f).collect::<Vec<_>>();
-    let title = format!("VAE {0}×{0}, KL weight {1}", cfg.size, cfg.kl_weight);
+    let title = match run.images_val {
+        0 => format!("VAE {0}×{0}, KL weight {1}", cfg.size, cfg.kl_weight),
+        _ => format!(
+            "VAE {0}×{0}, KL weight {1}, epoch {2} selected by validation",
+            cfg.size, cfg.kl_weight, run.selected_epoch
+        ),
+    };
+    let val: Vec<f64> = h.iter().filter_map(|e| e.val_neg_elbo).collect();
     wick_viz::vae_curves(
         &add("neg_elbo.png"),
-        &col(|e| e.neg_elbo),
-        &col(|e| e.recon),
-        &col(|e| e.kl),
+        &wick_viz::VaeCurves {
+            neg_elbo: &col(|e| e.neg_elbo),
+            val_neg_elbo: &val,
+            recon: &col(|e| e.recon),
+            kl: &col(|e| e.kl),
+        },
         &title,
     )?;
 
@@ -123,10 +153,16 @@ pub fn write_all(
     )?;
 
     let b = if images.len() > 1 { 1 } else { 0 };
-    let interp = interpolate(&run.model, &x.narrow(0, 0, 1)?, &x.narrow(0, b, 1)?, 11)?;
+    let interp = strip(
+        &run.model,
+        &x.narrow(0, 0, 1)?,
+        &x.narrow(0, b, 1)?,
+        STRIP_STEPS,
+    )?;
     grid(&add("interpolation.png"), &[interp], size)?;
 
-    let meta = ckpt::metadata(config, h.len());
+    let mut meta = ckpt::metadata(config, h.len());
+    meta.insert("selected_epoch".into(), run.selected_epoch.to_string());
     let bytes = ckpt::to_bytes(&run.params.tensors(MODEL_PREFIX), meta)?;
     ckpt::write_atomic(&add("model.safetensors"), &bytes)?;
     Ok(files)

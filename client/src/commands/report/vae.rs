@@ -1,7 +1,8 @@
-//! The VAE section of the report: the results table (by KL weight), the negative ELBO
-//! per epoch of every trial on one chart, the knobs against the final negative ELBO, and
-//! each trial's reconstructions, prior samples and interpolation strip side by side, so
-//! what the KL weight does is seen at a glance.
+//! The VAE section of the report: the results table (by KL weight, with the epoch that
+//! validation selected for serving), the negative ELBO per epoch of every trial on one
+//! chart, the knobs against the final negative ELBO, and each trial's reconstructions,
+//! prior samples and interpolation strip side by side, so what the KL weight does is seen
+//! at a glance.
 
 use anyhow::Result;
 use wick_common::trial::VaeConfig;
@@ -19,7 +20,7 @@ const PICTURES: [(&str, &str, &str, &str, &str); 3] = [
         "plots/reconstructions.png",
         "reconstructions",
         "Reconstructions",
-        "Training images (top) and what the VAE makes of them (bottom).",
+        "The first images of the folder (top) and what the served VAE makes of them (bottom).",
         "third",
     ),
     (
@@ -33,7 +34,7 @@ const PICTURES: [(&str, &str, &str, &str, &str); 3] = [
         "plots/interpolation.png",
         "interpolation",
         "Interpolation",
-        "Decoded points on the straight line between two images' latent means.",
+        "As in the coursework: original | reconstruction | 11 points decoded on the straight line between the two images' latent means | reconstruction | original.",
         "wide",
     ),
 ];
@@ -51,6 +52,8 @@ struct Row<'a> {
     h: &'a History,
     /// Negative ELBO, reconstruction and KL after the last epoch run.
     last: [Option<f64>; 3],
+    /// The epoch served and its validation −ELBO, when the trial held images out.
+    selected: Option<(u64, f64)>,
     /// Epochs run.
     run: u64,
 }
@@ -68,6 +71,10 @@ impl<'a> Row<'a> {
                 pick("final_recon", "recon"),
                 pick("final_kl", "kl"),
             ],
+            selected: t
+                .summary("selected_epoch")
+                .zip(t.summary("selected_val_neg_elbo"))
+                .map(|(e, v)| (e as u64, v)),
             run: match h.is_empty() {
                 true => u64::from(t.status.epoch),
                 false => h.len() as u64,
@@ -86,7 +93,9 @@ impl<'a> Row<'a> {
     }
 }
 
-/// The results table; the succeeded trial with the lowest final −ELBO is marked.
+/// The results table. The succeeded trial marked best is the one with the lowest validation
+/// −ELBO (what the coordinator ranks by); trials without a validation set rank after those
+/// with one, by final −ELBO, since a training −ELBO is not comparable to a held-out one.
 fn results(rows: &[Row]) -> String {
     let numeric = [
         "KL weight",
@@ -98,6 +107,8 @@ fn results(rows: &[Row]) -> String {
         "Final −ELBO",
         "Recon",
         "KL",
+        "Selected epoch",
+        "Val −ELBO",
     ];
     let mut head = vec!["Trial"];
     head.extend_from_slice(&numeric[..5]);
@@ -108,8 +119,11 @@ fn results(rows: &[Row]) -> String {
         .iter()
         .enumerate()
         .filter(|(_, r)| r.t.succeeded())
-        .filter_map(|(i, r)| r.last[0].map(|e| (i, e)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .filter_map(|(i, r)| match r.selected {
+            Some((_, v)) => Some((i, (0, v))),
+            None => r.last[0].map(|e| (i, (1, e))),
+        })
+        .min_by(|a, b| a.1.0.cmp(&b.1.0).then(a.1.1.total_cmp(&b.1.1)))
         .map(|(i, _)| i);
     for (i, r) in rows.iter().enumerate() {
         t.row(
@@ -126,6 +140,11 @@ fn results(rows: &[Row]) -> String {
                 num(r.last[0], 1),
                 num(r.last[1], 1),
                 num(r.last[2], 2),
+                match r.selected {
+                    Some((e, _)) => e.to_string(),
+                    None => "last".into(),
+                },
+                num(r.selected.map(|(_, v)| v), 1),
             ],
         );
     }
@@ -295,7 +314,7 @@ pub(super) async fn section(
     let mut notes = Vec::new();
     let mut s = String::from("<section id=\"vae\">\n<h2>Face VAEs: what the KL weight does</h2>\n");
     s.push_str(&format!(
-        "<h3>Results</h3>\n<p>{} trials by KL weight. Negative ELBO, reconstruction and KL per image after the last epoch run.</p>\n",
+        "<h3>Results</h3>\n<p>{} trials by KL weight. Negative ELBO, reconstruction and KL per image on the training images after the last epoch run; the selected epoch is the one with the lowest negative ELBO on the held-out images, and its weights are the ones served and pictured below (\"last\" for trials without held-out images).</p>\n",
         rows.len()
     ));
     s.push_str(&results(&rows));

@@ -258,6 +258,19 @@ pub enum Error {
         /// The fraction that went to train.
         train_fraction: f64,
     },
+
+    /// A validation fraction that leaves no validation window.
+    #[error(
+        "the validation split is empty: {train} training windows ({per_country}), validation fraction {val}; use a larger --val, a smaller --l or an earlier --start-date, or --val 0 to train without validation (and serve the last epoch)"
+    )]
+    EmptyValidation {
+        /// Training windows before validation was carved out.
+        train: usize,
+        /// How they are counted: "in all" (random split) or "per country" detail.
+        per_country: String,
+        /// The validation fraction.
+        val: f64,
+    },
 }
 
 /// `"; did you mean: a, b?"`, or just the full stop when there is no suggestion.

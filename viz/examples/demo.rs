@@ -73,6 +73,8 @@ fn main() -> wick_viz::Result<()> {
         test_loss: &test_loss,
         train_acc: &train_acc,
         test_acc: &test_acc,
+        val_loss: &[],
+        val_acc: &[],
         baseline_acc: Some(0.52),
     };
     wick_viz::learning_curves(
@@ -85,6 +87,8 @@ fn main() -> wick_viz::Result<()> {
         test_loss: &test_loss[..1],
         train_acc: &train_acc[..1],
         test_acc: &test_acc[..1],
+        val_loss: &[],
+        val_acc: &[],
         baseline_acc: Some(0.52),
     };
     wick_viz::learning_curves(&out.join("curves-1.png"), &one, "GRU, one epoch")?;

@@ -37,6 +37,10 @@ pub struct Curves<'a> {
     pub train_acc: &'a [f64],
     /// Test accuracy per epoch, in [0, 1].
     pub test_acc: &'a [f64],
+    /// Validation loss per epoch; empty when the run held no validation set.
+    pub val_loss: &'a [f64],
+    /// Validation accuracy per epoch; empty when the run held no validation set.
+    pub val_acc: &'a [f64],
     /// Accuracy of always predicting the majority class, drawn dashed as the bar to beat.
     pub baseline_acc: Option<f64>,
 }
@@ -96,8 +100,9 @@ struct Panel<'a> {
     reference: Option<(&'a str, f64)>,
 }
 
-/// Draws `curves` as a PNG at `path`: loss (train, test) on the left and accuracy (train,
-/// test, dashed majority baseline) on the right, both against the epoch.
+/// Draws `curves` as a PNG at `path`: loss (train, test, and validation when there is
+/// one) on the left and accuracy (the same, and the dashed majority baseline) on the right,
+/// both against the epoch.
 ///
 /// Errors if every series is empty.
 pub fn learning_curves(path: &Path, curves: &Curves, title: &str) -> Result<()> {
@@ -114,20 +119,26 @@ pub fn learning_curves(path: &Path, curves: &Curves, title: &str) -> Result<()> 
         caption: "Loss",
         x_label: "epoch",
         y_label: "loss",
-        lines: vec![
-            line("train", curves.train_loss, 0),
-            line("test", curves.test_loss, 1),
-        ],
+        lines: with_val(
+            vec![
+                line("train", curves.train_loss, 0),
+                line("test", curves.test_loss, 1),
+            ],
+            curves.val_loss,
+        ),
         reference: None,
     };
     let acc = Panel {
         caption: "Accuracy",
         x_label: "epoch",
         y_label: "accuracy",
-        lines: vec![
-            line("train", curves.train_acc, 0),
-            line("test", curves.test_acc, 1),
-        ],
+        lines: with_val(
+            vec![
+                line("train", curves.train_acc, 0),
+                line("test", curves.test_acc, 1),
+            ],
+            curves.val_acc,
+        ),
         reference: curves.baseline_acc.map(|b| ("majority baseline", b)),
     };
     canvas::render_png(path, CURVES_SIZE, |root| {
@@ -200,6 +211,14 @@ pub fn vae_curves(path: &Path, curves: &VaeCurves, title: &str) -> Result<()> {
         let (_, body) = root.split_vertically(TITLE_H);
         draw_dual(&body, &left, &right)
     })
+}
+
+/// `lines` with a "validation" line of `values` added when there are any.
+fn with_val<'a>(mut lines: Vec<Line<'a>>, values: &'a [f64]) -> Vec<Line<'a>> {
+    if !values.is_empty() {
+        lines.push(line("validation", values, 2));
+    }
+    lines
 }
 
 /// A [`Line`] in the `i`-th palette colour.

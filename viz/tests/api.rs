@@ -100,6 +100,8 @@ fn curves_png(
         test_loss: &test_loss,
         train_acc: &acc,
         test_acc: &test_acc,
+        val_loss: &[],
+        val_acc: &[],
         baseline_acc: baseline,
     };
     let path = dir.path().join(name);
@@ -147,6 +149,8 @@ fn learning_curves_need_some_epoch() {
         test_loss: &[],
         train_acc: &[],
         test_acc: &[],
+        val_loss: &[],
+        val_acc: &[],
         baseline_acc: None,
     };
     let err = wick_viz::learning_curves(&dir.path().join("e.png"), &empty, "t").unwrap_err();

@@ -125,8 +125,8 @@ pub enum Command {
         /// Sweep id (a unique prefix is enough).
         sweep: String,
     },
-    /// The best finished trial(s): highest best test accuracy (covid), lowest final
-    /// negative ELBO (vae).
+    /// The best finished trial(s), ranked on validation: highest validation accuracy of the
+    /// served epoch (covid), lowest validation negative ELBO (vae).
     Best(BestArgs),
     /// P(next day's new cases increase) per country, from a covid trial.
     Predict(PredictArgs),
@@ -333,7 +333,9 @@ pub struct InterpolateArgs {
     /// Second image (PNG or JPEG).
     #[arg(long, value_name = "IMG")]
     pub b: PathBuf,
-    /// Images in the strip, both ends included.
+    /// Decoded points from a to b, both ends included; the strip adds the two originals and
+    /// their reconstructions around them (original | reconstruction | steps |
+    /// reconstruction | original: 15 tiles with the default 11).
     #[arg(long, default_value_t = 11)]
     pub steps: u32,
     /// PNG file for the strip [default: interpolation-<trial>.png in the current folder].

@@ -321,11 +321,21 @@ pub fn prepare(table: &CaseTable, opts: &PrepOptions) -> Result<CovidData> {
         .collect();
     let total: usize = per_country.iter().map(Vec::len).sum();
     let (train, val, test) = split(per_country, opts);
-    let mut parts = vec![("train", &train), ("test", &test)];
-    if opts.val_fraction > 0.0 {
-        parts.push(("validation", &val));
+    if opts.val_fraction > 0.0 && val.is_empty() {
+        let per_country = match opts.split {
+            Split::Random => "in all".to_string(),
+            Split::Time => format!(
+                "{} per country, split by time",
+                (f * (new_dates.len() - from - l) as f64).floor()
+            ),
+        };
+        return Err(Error::EmptyValidation {
+            train: train.len(),
+            per_country,
+            val: opts.val_fraction,
+        });
     }
-    for (name, part) in parts {
+    for (name, part) in [("train", &train), ("test", &test)] {
         if part.is_empty() {
             return Err(Error::EmptySplit {
                 split: name,

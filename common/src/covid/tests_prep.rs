@@ -282,6 +282,19 @@ fn validation_is_carved_out_of_train_and_never_overlaps_test() {
     }
 }
 
+#[test]
+fn an_empty_validation_split_says_what_to_change() {
+    // 25 windows per country, 17 train: 5 % of 17 is 0 per country.
+    let options = PrepOptions {
+        split: Split::Time,
+        val_fraction: 0.05,
+        ..opts(5)
+    };
+    let e = prepare(&small_table(), &options).unwrap_err().to_string();
+    assert!(e.contains("validation split is empty"), "{e}");
+    assert!(e.contains("17 per country") && e.contains("--val 0"), "{e}");
+}
+
 /// Runs `prepare` on the small table with changed options; it must fail.
 fn fails(change: impl FnOnce(&mut PrepOptions)) -> Error {
     let mut options = opts(5);

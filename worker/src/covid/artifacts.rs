@@ -122,14 +122,27 @@ pub fn write_all(
         c.hidden,
         c.l
     );
+    let val = |f: fn(&crate::covid::train::EpochStats) -> Option<f64>| -> Vec<f64> {
+        h.iter().map_while(f).collect()
+    };
+    let (val_loss, val_acc) = (val(|e| e.val_loss), val(|e| e.val_acc));
     let curves = wick_viz::Curves {
         train_loss: &trl,
         test_loss: &tel,
         train_acc: &tra,
         test_acc: &tea,
+        val_loss: &val_loss,
+        val_acc: &val_acc,
         baseline_acc: Some(data.test.majority_baseline()),
     };
-    wick_viz::learning_curves(&add("learning_curves.png"), &curves, &title)?;
+    let curves_title = match run.calibration {
+        Some(_) => format!(
+            "{title}: epoch {} served (best validation accuracy)",
+            run.selected_epoch
+        ),
+        None => title.clone(),
+    };
+    wick_viz::learning_curves(&add("learning_curves.png"), &curves, &curves_title)?;
     wick_viz::confusion_matrix(
         &add("confusion_matrix.png"),
         run.confusion,

@@ -34,6 +34,7 @@ fn sweep(ctx: &Ctx, args: &[String]) -> Seen {
     if t["state"] == "failed" {
         *ctx.last_failed.borrow_mut() = trial.clone();
     }
+    settled(ctx, &trial);
     *ctx.last_trial.borrow_mut() = trial;
     let log = ctx.worker_log();
     let state = match t["state"].as_str().unwrap_or("") {
@@ -49,6 +50,25 @@ fn sweep(ctx: &Ctx, args: &[String]) -> Seen {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         attempts: t["attempts"].as_u64(),
     }
+}
+
+/// Waits (up to 20 s) for the coordinator to write an ended trial's documents: the sweep's
+/// status answers from memory as soon as the trial ends, and the documents follow from the
+/// settler, so without the wait they could land during the next case and be blamed on it.
+fn settled(ctx: &Ctx, trial: &str) {
+    let dir = format!("cluster/trials/{trial}/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let k = keys(ctx);
+        if ["config.json", "data.json"]
+            .iter()
+            .all(|f| k.contains(&format!("{dir}{f}")))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("trial {trial} ended but its config.json and data.json were not written within 20 s");
 }
 
 /// Carries out `act`.

@@ -145,6 +145,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Check a covid trial's forecasts against what happened next, in a later dataset.
     Backtest(BacktestArgs),
+    /// The datasets on this machine: `data fetch` downloads them from their public sources.
+    #[command(subcommand)]
+    Data(DataCommand),
 }
 
 /// Flags of `report`.
@@ -364,6 +367,45 @@ pub enum ArtifactsCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+/// `data fetch`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download the COVID-19 case table and the anime faces into DIR, laid out as
+    /// `--data DIR` expects (DIR/covid/covid_19.csv, DIR/anime-faces/).
+    Fetch(FetchArgs),
+}
+
+/// Flags of `data fetch`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "EXAMPLES:
+  client data fetch --dir data              # on a fresh machine, then:
+  client sweep --data data --l 12,40 --kl 1,100
+
+Files already in DIR are not fetched again (reported as cached); an interrupted download
+is resumed from DIR/.partial/ on the next run. Every file's size and SHA-256 is checked
+where its content is fixed; the JHU CSV changes upstream, so it is checked by parsing it.
+
+OFFLINE: on a machine without internet, copy a data folder from one that has it (or the
+project's ../shared/data) and pass --data DIR to the commands, or set WICK_DATA=DIR; to
+fetch from a mirror, pass --covid-url and --faces-url (with --faces-sha256).")]
+pub struct FetchArgs {
+    /// Folder to fill (created if missing).
+    #[arg(long, default_value = "data", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where to get the COVID-19 cumulative-cases CSV [default: the JHU CSSE time series
+    /// on GitHub]; any layout `worker train` reads.
+    #[arg(long, value_name = "URL")]
+    pub covid_url: Option<String>,
+    /// Where to get the zip of face images [default: the huggan/anime-faces archive on
+    /// Hugging Face, pinned to one revision and checked against its SHA-256].
+    #[arg(long, value_name = "URL")]
+    pub faces_url: Option<String>,
+    /// SHA-256 (hex) the --faces-url archive must have; without it a --faces-url archive
+    /// is not checked (its hash is reported).
+    #[arg(long, value_name = "HEX")]
+    pub faces_sha256: Option<String>,
 }
 
 #[cfg(test)]

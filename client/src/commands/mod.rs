@@ -13,10 +13,12 @@
 //! - `compare`: `compare --by`.
 //! - `backtest`: `backtest` (forecasts against what happened); `rolling`: its rolling form
 //!   (`--from DATE --days N`).
+//! - `data`: `data fetch` (the public datasets, downloaded; no coordinator involved).
 
 mod artifacts;
 mod backtest;
 mod compare;
+mod data;
 mod images;
 mod predict;
 mod report;
@@ -32,7 +34,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::cli::{ArtifactsCommand, Cli, Command};
+use crate::cli::{ArtifactsCommand, Cli, Command, DataCommand};
 use crate::connect::{self, Session};
 
 /// What a command produced.
@@ -118,6 +120,10 @@ fn needs_workers(c: &Command) -> bool {
 /// one when there is no `--coordinator`.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let g = &cli.global;
+    // Fetching data needs no coordinator: starting an embedded one would only cost time.
+    if let Command::Data(DataCommand::Fetch(a)) = &cli.command {
+        return data::fetch(a, g.json).await;
+    }
     if let Command::Sweep(s) = &cli.command
         && s.detach
         && g.coordinator.is_none()
@@ -182,6 +188,7 @@ async fn dispatch(s: &Session, cli: &Cli) -> Result<Outcome> {
         Command::Report(a) => report::run(s, a).await,
         Command::Compare(a) => compare::run(s, a).await,
         Command::Backtest(a) => backtest::run(s, a).await,
+        Command::Data(_) => unreachable!("`run` answers data commands without a session"),
     }
 }
 

@@ -301,15 +301,16 @@ sweep_id="$(python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d
 echo "sweep $sweep_id"
 phase "upload + submit"
 
-# Kill the worker of the first running trial once it has one epoch checkpointed or is
-# running; its lease expires and the other worker resumes the trial.
+# Kill the worker of the first running VAE trial; its lease expires and the other worker
+# resumes the trial. A VAE trial, because a 2-epoch covid trial can end between the status
+# call and the kill, and then nothing is left to resume.
 status_json() { $client --json status "$sweep_id"; }
 victim=""
 for _ in $(seq 240); do
   victim="$(status_json 2>/dev/null | python3 -c 'import json,sys
 d=json.load(sys.stdin)
 for t in d["trials"]:
-    if t["state"]=="running" and t["worker"]:
+    if t["state"]=="running" and t["worker"] and t["task"]=="vae":
         print(t["worker"], t["id"]); break' || true)"
   [[ -n "$victim" ]] && break
   sleep 0.5

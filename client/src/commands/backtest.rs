@@ -99,6 +99,35 @@ pub(super) async fn resolve(s: &Session, trial: Option<&str>) -> Result<TrialSta
     }
 }
 
+/// What both forms of backtest start from: the `--actual` table (read first: a bad path
+/// should not wait on the coordinator), the covid trial, and its file `name`, which only a
+/// finished trial has (`what` says what it is for, in the error).
+pub(super) async fn covid_trial_file(
+    s: &Session,
+    a: &BacktestArgs,
+    name: &str,
+    what: &str,
+) -> Result<(CaseTable, TrialStatus, Vec<u8>)> {
+    let actual = CaseTable::from_path(&a.actual).map_err(|e| anyhow!("{e}"))?;
+    let trial = resolve(s, a.trial.as_deref()).await?;
+    let id = trial.trial_id.as_str();
+    if trial.task != "covid" {
+        bail!(
+            "trial {id} is a {} trial; backtest needs a covid trial (leave --trial out to use the best covid trial)",
+            trial.task
+        );
+    }
+    let bytes = match fetch(s, id, name).await {
+        Ok(b) => b,
+        Err(st) => bail!(
+            "trial {id} is {} and has no {what} ({}); only a finished covid trial has {name}: wait for it, or leave --trial out to use the best covid trial",
+            trial.state,
+            missing(st)?
+        ),
+    };
+    Ok((actual, trial, bytes))
+}
+
 /// The date in a world map's title, `... the day after YYYY-MM-DD ...`.
 fn date_in_map(svg: &str) -> Option<NaiveDate> {
     let at = svg.find(MAP_DATE_MARK)? + MAP_DATE_MARK.len();
@@ -204,24 +233,9 @@ pub async fn run(s: &Session, a: &BacktestArgs) -> Result<Outcome> {
     if let Some(from) = &a.from {
         return super::rolling::run(s, a, from).await;
     }
-    // The file first: a bad path should not wait on the coordinator.
-    let actual = CaseTable::from_path(&a.actual).map_err(|e| anyhow!("{e}"))?;
-    let trial = resolve(s, a.trial.as_deref()).await?;
+    let (actual, trial, bytes) =
+        covid_trial_file(s, a, "plots/forecast.json", "forecasts to check").await?;
     let id = trial.trial_id.as_str();
-    if trial.task != "covid" {
-        bail!(
-            "trial {id} is a {} trial; backtest needs a covid trial (leave --trial out to use the best covid trial)",
-            trial.task
-        );
-    }
-    let bytes = match fetch(s, id, "plots/forecast.json").await {
-        Ok(b) => b,
-        Err(st) => bail!(
-            "trial {id} is {} and has no forecasts to check ({}); only a finished covid trial has plots/forecast.json: wait for it, or leave --trial out to use the best covid trial",
-            trial.state,
-            missing(st)?
-        ),
-    };
     let forecasts: Vec<Forecast> = serde_json::from_slice(&bytes)
         .with_context(|| format!("trial {id}'s plots/forecast.json is not a list of forecasts"))?;
     let (day, source) = last_day(s, id).await?;

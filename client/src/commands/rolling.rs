@@ -19,8 +19,7 @@ use wick_worker::covid::artifacts::probabilities;
 use wick_worker::covid::train::{Loaded, load_model};
 
 use super::Outcome;
-use super::backtest::{missing, num, resolve};
-use super::trials::fetch;
+use super::backtest::{covid_trial_file, num};
 use crate::cli::BacktestArgs;
 use crate::render::{Table, label, parse_json};
 
@@ -117,23 +116,9 @@ fn base_rate(trial: &TrialStatus, actual: &CaseTable, from: NaiveDate) -> (f64, 
 /// Runs the rolling backtest `a` asks for from `from`.
 pub async fn run(s: &crate::connect::Session, a: &BacktestArgs, from: &str) -> Result<Outcome> {
     let plan = plan(a, from)?;
-    let actual = CaseTable::from_path(&a.actual).map_err(|e| anyhow!("{e}"))?;
-    let trial = resolve(s, a.trial.as_deref()).await?;
+    let (actual, trial, bytes) =
+        covid_trial_file(s, a, "model.safetensors", "model to run").await?;
     let id = trial.trial_id.as_str();
-    if trial.task != "covid" {
-        bail!(
-            "trial {id} is a {} trial; backtest needs a covid trial (leave --trial out to use the best covid trial)",
-            trial.task
-        );
-    }
-    let bytes = match fetch(s, id, "model.safetensors").await {
-        Ok(b) => b,
-        Err(st) => bail!(
-            "trial {id} is {} and has no model to run ({}); only a finished covid trial has one: wait for it, or leave --trial out to use the best covid trial",
-            trial.state,
-            missing(st)?
-        ),
-    };
     let cpu = wick_worker::device::parse("cpu")?;
     let model = load_model(&bytes, &format!("trial {id}'s model.safetensors"), &cpu)?;
     let file = a.actual.display().to_string();

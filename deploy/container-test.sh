@@ -290,15 +290,26 @@ check "worker-1: /var/cache/wick writable" can_write worker-1 /var/cache/wick
 phase "security checks"
 
 # ---- a sweep from the host ------------------------------------------------------------------
-export AWS_ACCESS_KEY_ID="$s3key" AWS_SECRET_ACCESS_KEY="$s3secret" AWS_REGION=us-east-1 \
-  AWS_ENDPOINT="http://127.0.0.1:$s3_port" AWS_ALLOW_HTTP=true WICK_TOKEN="$token" \
-  WICK_COORDINATOR="http://127.0.0.1:$coord_port"
+# The client gets the coordinator's address and the token, nothing of the store: the data
+# goes through the coordinator (UploadData), as it would through a port-forward.
+export WICK_TOKEN="$token" WICK_COORDINATOR="http://127.0.0.1:$coord_port"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT AWS_ENDPOINT_URL WICK_STORE
 client=target/release/client
 data="${WICK_DATA:-$repo/../shared/data}"
 log "sweep"
-sweep_json="$($client --json --store "$store_url" sweep --detach --data "$data" --l 12,40 --kl 1,100 --epochs 2)"
+sweep_json="$($client --json sweep --detach --data "$data" --l 12,40 --kl 1,100 --epochs 2)"
 sweep_id="$(python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["sweep"])' <<<"$sweep_json")"
 echo "sweep $sweep_id"
+through_coordinator() { # both files sent through the coordinator, whole in the bucket
+  python3 -c 'import json,sys,os
+d=json.loads(sys.argv[1]); root=sys.argv[2]
+parts=d["data"]; print(parts)
+ok=len(parts)==2 and all(p["via"]=="coordinator" and os.path.getsize(os.path.join(root,p["key"]))==p["bytes"] for p in parts)
+left=[f for _,_,fs in os.walk(os.path.join(root,"uploads")) for f in fs]
+sys.exit(0 if ok and not left else 1)' \
+    "$sweep_json" "$vols/s3/${store_url#s3://}"
+}
+check "data sent through the coordinator (client has no store credentials)" through_coordinator
 phase "upload + submit"
 
 # Kill the worker of the first running VAE trial; its lease expires and the other worker

@@ -8,6 +8,7 @@
 //! - `connect`: the session with the coordinator (remote or embedded) and error messages.
 //! - `embedded`: the in-process coordinator and workers of embedded mode.
 //! - `upload`: getting a sweep's data into the store (content-addressed, once).
+//! - `relay`: sending it through the coordinator when the client has no store.
 //! - `bundle`: the face folder as one deterministic tar.
 //! - `render`: trials as JSON and as text tables.
 //! - `progress`: progress bars (or lines) for a sweep's events.
@@ -30,6 +31,7 @@ mod commands;
 mod connect;
 mod embedded;
 mod progress;
+mod relay;
 mod render;
 mod upload;
 

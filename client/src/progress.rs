@@ -148,3 +148,28 @@ impl Progress {
         }
     }
 }
+
+/// A progress bar on stderr for one transfer of bytes (drawn only on a terminal; none
+/// with `--json`, so the output stays one document).
+pub fn bytes_bar(name: &str, len: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let (pb, template) = match len {
+        Some(n) => (
+            ProgressBar::new(n),
+            "{prefix:16} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ),
+        None => (
+            ProgressBar::no_length(),
+            "{prefix:16} {spinner} {bytes} {bytes_per_sec}",
+        ),
+    };
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    pb.set_draw_target(ProgressDrawTarget::stderr());
+    pb.set_style(style);
+    pb.set_prefix(name.to_string());
+    pb
+}

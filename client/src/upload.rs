@@ -3,18 +3,26 @@
 //! (`data/sha256-<hex>/covid.csv`, `data/sha256-<hex>/faces.tar`), once — an upload whose
 //! key already exists is skipped. The face folder travels as one tar (see `bundle`).
 //!
+//! A client with the store's URL and credentials (embedded mode, or `--store`) writes the
+//! store itself; one with only the coordinator's address sends the files through the
+//! coordinator (`relay`), which stores them under the same keys.
+//!
 //! An http(s) COVID-19 CSV is passed through for the workers to download; `store:KEY` (or
 //! a URL inside the store) names data that is already there.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
 use wick_common::ids::sha256_hex;
 use wick_common::store::{Store, keys};
 use wick_proto::v1::DataRef;
+use wick_proto::v1::sweeps_client::SweepsClient;
+use wick_service::auth::AuthChannel;
 
 use crate::bundle;
 use crate::cli::{DataArgs, Task};
+use crate::relay;
 use crate::render::bytes;
 
 /// The COVID-19 file inside a `--data` folder.
@@ -63,7 +71,7 @@ fn location_key(s: &str, store: Option<&Store>) -> Result<Option<String>> {
     }
     let Some(store) = store else {
         bail!(
-            "{s} is a store URL but this client does not know the store: pass --store URL (the one the coordinator uses), or name the key as store:KEY"
+            "{s} is a store URL but this client does not know the store: pass --store URL (the one the coordinator uses), name the key as store:KEY, or pass a local folder to send through the coordinator"
         );
     };
     let base = store.url().trim_end_matches('/');
@@ -124,18 +132,50 @@ pub async fn upload(store: &Store, name: &str, bytes: Vec<u8>) -> Result<Uploade
     Ok(Uploaded { key, size, skipped })
 }
 
-/// Puts one part where the workers can read it; returns its DataRef value and a note for
-/// the user.
-async fn place(
-    src: Source,
-    name: &'static str,
-    store: Option<&Store>,
-    what: &str,
-) -> Result<(String, String)> {
+/// Where local data goes.
+#[derive(Clone, Copy)]
+pub enum Via<'a> {
+    /// Straight into the store the workers read (embedded mode, or `--store`).
+    Store(&'a Store),
+    /// Through the coordinator (UploadData), with a progress bar unless `quiet`.
+    Coordinator {
+        /// The coordinator's client.
+        sweeps: &'a SweepsClient<AuthChannel>,
+        /// No progress bar (`--json`).
+        quiet: bool,
+    },
+}
+
+impl Via<'_> {
+    fn store(&self) -> Option<&Store> {
+        match self {
+            Via::Store(s) => Some(s),
+            Via::Coordinator { .. } => None,
+        }
+    }
+}
+
+/// One part of a sweep's data, where the workers will read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    /// Its DataRef value: a store key or a URL.
+    pub value: String,
+    /// One line for the user.
+    pub note: String,
+    /// The same for scripts (`sweep --json`'s `data`).
+    pub json: Value,
+}
+
+/// Puts one part where the workers can read it.
+async fn place(src: Source, name: &'static str, via: Via<'_>, what: &str) -> Result<Placed> {
     match src {
-        Source::Url(url) => Ok((url.clone(), format!("{what}: workers download {url}"))),
+        Source::Url(url) => Ok(Placed {
+            note: format!("{what}: workers download {url}"),
+            json: json!({"file": name, "url": url}),
+            value: url,
+        }),
         Source::Key(key) => {
-            if let Some(store) = store
+            if let Some(store) = via.store()
                 && !store.exists(&key).await?
             {
                 bail!(
@@ -143,34 +183,48 @@ async fn place(
                     store.url()
                 );
             }
-            Ok((key.clone(), format!("{what}: {key} (already in the store)")))
+            Ok(Placed {
+                note: format!("{what}: {key} (already in the store)"),
+                json: json!({"file": name, "key": key, "existed": true}),
+                value: key,
+            })
         }
         Source::Local(path) => {
-            let Some(store) = store else {
-                bail!(
-                    "{what} at {} must be uploaded to the store the workers read: pass --store URL (the coordinator's --store), or pass data already there (store:KEY{})",
-                    path.display(),
-                    if name == COVID_NAME {
-                        ", or an https:// CSV to --covid-csv"
-                    } else {
-                        ""
-                    }
-                );
-            };
             let body = read_local(path.clone(), name, what).await?;
-            let up = upload(store, name, body).await?;
-            let verb = if up.skipped {
-                "already in the store"
-            } else {
-                "uploaded"
+            let size = body.len() as u64;
+            let (key, how, json) = match via {
+                Via::Store(store) => {
+                    let up = upload(store, name, body).await?;
+                    let how = match up.skipped {
+                        true => "already in the store",
+                        false => "uploaded",
+                    };
+                    let json = json!({"via": "store", "existed": up.skipped});
+                    (up.key, how.to_string(), json)
+                }
+                Via::Coordinator { sweeps, quiet } => {
+                    let sent = relay::send(sweeps, name, body.into(), quiet).await?;
+                    let how = match (sent.existed, sent.resumed_from) {
+                        (true, _) => "already in the store".to_string(),
+                        (false, 0) => "sent through the coordinator".to_string(),
+                        (false, n) => {
+                            format!("sent through the coordinator, resumed at byte {n}")
+                        }
+                    };
+                    let json = json!({"via": "coordinator", "existed": sent.existed, "resumed_from": sent.resumed_from});
+                    (sent.key, how, json)
+                }
             };
-            let note = format!(
-                "{what}: {} ({}) {verb}: {}",
-                path.display(),
-                bytes(up.size),
-                up.key
-            );
-            Ok((up.key, note))
+            let mut json = json;
+            json["file"] = json!(name);
+            json["source"] = json!(path.display().to_string());
+            json["key"] = json!(key);
+            json["bytes"] = json!(size);
+            Ok(Placed {
+                note: format!("{what}: {} ({}) {how}: {key}", path.display(), bytes(size)),
+                json,
+                value: key,
+            })
         }
     }
 }
@@ -208,11 +262,12 @@ async fn read_local(path: PathBuf, name: &str, what: &str) -> Result<Vec<u8>> {
 pub async fn resolve(
     args: &DataArgs,
     tasks: &[Task],
-    store: Option<&Store>,
-) -> Result<(DataRef, Vec<String>)> {
+    via: Via<'_>,
+) -> Result<(DataRef, Vec<Placed>)> {
     let data = args.data.as_deref();
+    let store = via.store();
     let mut out = DataRef::default();
-    let mut notes = Vec::new();
+    let mut placed = Vec::new();
     if tasks.contains(&Task::Covid) {
         let src = source(
             args.covid_csv.as_deref(),
@@ -222,9 +277,9 @@ pub async fn resolve(
             store,
             "covid trials need the COVID-19 case file: pass --data DIR (a folder holding covid/covid_19.csv and anime-faces/), set WICK_DATA, or pass --covid-csv FILE|URL",
         )?;
-        let (r, note) = place(src, COVID_NAME, store, "COVID-19 cases").await?;
-        out.covid_csv = r;
-        notes.push(note);
+        let p = place(src, COVID_NAME, via, "COVID-19 cases").await?;
+        out.covid_csv = p.value.clone();
+        placed.push(p);
     }
     if tasks.contains(&Task::Vae) {
         if args.faces.as_deref().is_some_and(is_http) {
@@ -240,11 +295,11 @@ pub async fn resolve(
             store,
             "vae trials need face images: pass --data DIR (a folder holding covid/covid_19.csv and anime-faces/), set WICK_DATA, or pass --faces DIR",
         )?;
-        let (r, note) = place(src, FACES_NAME, store, "faces").await?;
-        out.faces = r;
-        notes.push(note);
+        let p = place(src, FACES_NAME, via, "faces").await?;
+        out.faces = p.value.clone();
+        placed.push(p);
     }
-    Ok((out, notes))
+    Ok((out, placed))
 }
 
 #[cfg(test)]
@@ -256,6 +311,19 @@ mod tests {
             data: data.map(String::from),
             covid_csv: covid.map(String::from),
             faces: faces.map(String::from),
+        }
+    }
+
+    /// A coordinator client that never connects: for cases decided before any call.
+    fn nowhere() -> SweepsClient<AuthChannel> {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        SweepsClient::new(wick_service::auth::with_token(channel, None))
+    }
+
+    fn no_store(sweeps: &SweepsClient<AuthChannel>) -> Via<'_> {
+        Via::Coordinator {
+            sweeps,
+            quiet: true,
         }
     }
 
@@ -294,39 +362,52 @@ mod tests {
         write_faces(&dir.path().join(FACES_DIR));
         let store = Store::open("memory://").unwrap();
         let d = dir.path().to_str().unwrap();
-        let (r, _) = resolve(&args(Some(d), None, None), &[Task::Covid], Some(&store))
-            .await
-            .unwrap();
+        let (r, _) = resolve(
+            &args(Some(d), None, None),
+            &[Task::Covid],
+            Via::Store(&store),
+        )
+        .await
+        .unwrap();
         assert!(
             r.covid_csv.ends_with("/covid.csv") && r.faces.is_empty(),
             "{r:?}"
         );
-        let (r2, notes) = resolve(
+        let (r2, placed) = resolve(
             &args(Some(d), None, None),
             &[Task::Covid, Task::Vae],
-            Some(&store),
+            Via::Store(&store),
         )
         .await
         .unwrap();
+        let notes: Vec<&str> = placed.iter().map(|p| p.note.as_str()).collect();
         assert_eq!(r2.covid_csv, r.covid_csv);
         assert!(r2.faces.ends_with("/faces.tar"));
         assert!(
             notes[0].contains("already in the store") && notes[1].contains("uploaded"),
             "{notes:?}"
         );
+        assert_eq!(placed[1].json["key"], r2.faces.as_str());
+        assert_eq!(placed[1].json["via"], "store");
+        assert_eq!(placed[0].json["existed"], true);
     }
 
     #[tokio::test]
     async fn urls_and_store_keys_pass_through_and_missing_things_say_what_to_pass() {
+        let sweeps = nowhere();
         let url = "https://example.org/cases.csv";
-        let (r, _) = resolve(&args(None, Some(url), None), &[Task::Covid], None)
-            .await
-            .unwrap();
+        let (r, _) = resolve(
+            &args(None, Some(url), None),
+            &[Task::Covid],
+            no_store(&sweeps),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.covid_csv, url);
         let (r, _) = resolve(
             &args(Some("store:data/x"), None, None),
             &[Task::Covid, Task::Vae],
-            None,
+            no_store(&sweeps),
         )
         .await
         .unwrap();
@@ -338,11 +419,11 @@ mod tests {
         let e = resolve(
             &args(None, Some("store:nope.csv"), None),
             &[Task::Covid],
-            Some(&store),
+            Via::Store(&store),
         )
         .await;
         assert!(e.unwrap_err().to_string().contains("no 'nope.csv'"));
-        let e = resolve(&args(None, None, None), &[Task::Vae], None)
+        let e = resolve(&args(None, None, None), &[Task::Vae], no_store(&sweeps))
             .await
             .unwrap_err();
         assert!(
@@ -350,9 +431,19 @@ mod tests {
             "{e}"
         );
         let dir = tempfile::tempdir().unwrap();
-        let e = resolve(&args(dir.path().to_str(), None, None), &[Task::Covid], None).await;
-        assert!(e.unwrap_err().to_string().contains("--store URL"));
-        let e = resolve(&args(Some("s3://b/p"), None, None), &[Task::Covid], None).await;
+        let e = resolve(
+            &args(dir.path().to_str(), None, None),
+            &[Task::Covid],
+            no_store(&sweeps),
+        )
+        .await;
+        assert!(e.unwrap_err().to_string().contains("--covid-csv FILE|URL"));
+        let e = resolve(
+            &args(Some("s3://b/p"), None, None),
+            &[Task::Covid],
+            no_store(&sweeps),
+        )
+        .await;
         assert!(e.unwrap_err().to_string().contains("store:KEY"));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::{Error, Result};
 
@@ -199,12 +199,69 @@ impl Store {
             .map_err(|e| self.fail("copy", &format!("cannot copy '{from}' to '{to}'"), e))
     }
 
+    /// A writer for a large object under `key`, sent in parts so that it is never whole in
+    /// this process's memory. Like `put`, nothing appears under `key` until `finish`.
+    pub async fn writer(&self, key: &str) -> Result<Writer> {
+        let upload = self
+            .inner
+            .put_multipart(&self.path(key))
+            .await
+            .map_err(|e| self.fail("put", &format!("cannot start writing '{key}'"), e))?;
+        Ok(Writer {
+            inner: WriteMultipart::new(upload),
+            key: key.to_string(),
+            store: self.clone(),
+        })
+    }
+
     /// Removes `key` (no error if it is already gone).
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self.inner.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail("delete", &format!("cannot delete '{key}'"), e)),
         }
+    }
+}
+
+/// An object being written in parts (see [`Store::writer`]).
+pub struct Writer {
+    inner: WriteMultipart,
+    key: String,
+    store: Store,
+}
+
+/// Parts in flight at once: bounds the memory a writer holds (parts are 5 MiB).
+const PARTS_IN_FLIGHT: usize = 4;
+
+impl Writer {
+    /// Appends `bytes`, waiting while too many parts are in flight.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Err(e) = self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            return Err(self
+                .store
+                .fail("put", &format!("cannot write '{}'", self.key), e));
+        }
+        self.inner.write(bytes);
+        Ok(())
+    }
+
+    /// Completes the object: it appears under its key, whole.
+    pub async fn finish(self) -> Result<()> {
+        let Writer { inner, key, store } = self;
+        inner
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| store.fail("put", &format!("cannot write '{key}'"), e))
+    }
+
+    /// Gives the object up: nothing appears under its key.
+    pub async fn abort(self) -> Result<()> {
+        let Writer { inner, key, store } = self;
+        inner
+            .abort()
+            .await
+            .map_err(|e| store.fail("put", &format!("cannot abandon writing '{key}'"), e))
     }
 }
 
@@ -257,6 +314,16 @@ pub mod keys {
     /// `data/sha256-<hex>/<name>`: content-addressed datasets.
     pub fn data(sha: &str, name: &str) -> String {
         format!("data/sha256-{sha}/{name}")
+    }
+    /// `uploads/sha256-<hex>/<name>/`: the parts of a dataset being uploaded through the
+    /// coordinator, removed once it is whole under `data(sha, name)`.
+    pub fn upload_dir(sha: &str, name: &str) -> String {
+        format!("uploads/sha256-{sha}/{name}/")
+    }
+    /// `uploads/sha256-<hex>/<name>/part-<offset>`: the bytes of an upload from `offset` on
+    /// (zero-padded, so parts list in order).
+    pub fn upload_part(sha: &str, name: &str, offset: u64) -> String {
+        format!("uploads/sha256-{sha}/{name}/part-{offset:020}")
     }
 }
 
@@ -349,5 +416,34 @@ mod tests {
         assert!(e.contains("s3://bucket/prefix"), "{e}");
         let e = Store::open("file://relative/path").unwrap_err().to_string();
         assert!(e.contains("absolute"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_writer_shows_nothing_until_finished_and_nothing_when_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "memory://".to_string(),
+            Store::file_url(dir.path()).unwrap(),
+        ] {
+            let s = Store::open(&url).unwrap();
+            // Three multipart parts and a tail, written in uneven pieces.
+            let bytes: Vec<u8> = (0..(16 << 20) + 77).map(|i| (i % 253) as u8).collect();
+            let mut w = s.writer("big/file.bin").await.unwrap();
+            for piece in bytes.chunks(3 << 20) {
+                w.write(piece).await.unwrap();
+            }
+            assert!(!s.exists("big/file.bin").await.unwrap(), "{url}");
+            w.finish().await.unwrap();
+            assert_eq!(
+                s.get("big/file.bin").await.unwrap().unwrap(),
+                bytes,
+                "{url}"
+            );
+
+            let mut w = s.writer("big/other.bin").await.unwrap();
+            w.write(&bytes[..1000]).await.unwrap();
+            w.abort().await.unwrap();
+            assert!(!s.exists("big/other.bin").await.unwrap(), "{url}");
+        }
     }
 }

@@ -38,6 +38,10 @@ pub struct Args {
     /// Leases a trial may lose (its worker vanished) before it is marked failed.
     #[arg(long, env = "WICK_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// Largest data file a client may upload through the coordinator, in MiB (larger ones
+    /// go into the store directly: client --store).
+    #[arg(long, env = "WICK_MAX_UPLOAD_MIB", default_value_t = 4096)]
+    pub max_upload_mib: u64,
     /// Metrics, logs, the token and TLS.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -69,6 +73,8 @@ pub struct Config {
     pub token: Option<Token>,
     /// TLS to serve with (`--tls-cert`, `--tls-key`) and to dial workers with (`--tls-ca`).
     pub tls: Tls,
+    /// Largest data file accepted by UploadData, in bytes.
+    pub max_upload: u64,
 }
 
 impl Default for Config {
@@ -82,6 +88,7 @@ impl Default for Config {
             metrics_listen: None,
             token: None,
             tls: Tls::default(),
+            max_upload: 4096 << 20,
         }
     }
 }
@@ -108,6 +115,9 @@ impl Config {
         if self.max_attempts == 0 {
             return bad("--max-attempts must be at least 1".into());
         }
+        if self.max_upload == 0 {
+            return bad("--max-upload-mib must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -132,6 +142,7 @@ impl TryFrom<Args> for Config {
             lease_ttl: Duration::from_millis(a.lease_ttl_ms),
             heartbeat: Duration::from_millis(a.heartbeat_ms),
             max_attempts: a.max_attempts,
+            max_upload: a.max_upload_mib.saturating_mul(1 << 20),
             metrics_listen: wick_service::metrics::parse_listen(&a.server.metrics_listen)
                 .map_err(|e| ConfigError::Invalid(format!("{e:#}")))?,
             token: a

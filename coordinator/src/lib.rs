@@ -36,6 +36,7 @@ mod persist;
 pub mod records;
 mod state;
 mod sweeps_service;
+pub mod upload;
 mod wal;
 mod work_service;
 
@@ -103,7 +104,7 @@ pub async fn serve(
     health.set_serving::<SweepsServer<SweepsService>>().await;
     health.set_serving::<WorkServer<WorkService>>().await;
     let auth = RequireToken::new(core.config.token.clone());
-    let sweeps = SweepsServer::new(SweepsService { core: core.clone() })
+    let sweeps = SweepsServer::new(SweepsService::new(core.clone()))
         .max_decoding_message_size(MAX_REQUEST)
         .max_encoding_message_size(MAX_REQUEST);
     let work =

@@ -4,18 +4,20 @@
 use std::sync::Arc;
 
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use wick_proto::v1::sweeps_server::Sweeps;
 use wick_proto::v1::{
-    ArtifactInfo, BestTrialParams, CancelSweepParams, CancelSweepResult, GetArtifactParams,
-    GetArtifactResult, GetSweepParams, ImagesResult, InterpolateParams, ListArtifactsParams,
-    ListArtifactsResult, ListSweepsParams, ListSweepsResult, PredictParams, PredictResult,
-    ReconstructParams, SampleParams, SubmitSweepParams, SubmitSweepResult, SweepEvent, SweepStatus,
-    TrialStatus, WatchSweepParams,
+    ArtifactInfo, BestTrialParams, CancelSweepParams, CancelSweepResult, DataStatusParams,
+    DataStatusResult, GetArtifactParams, GetArtifactResult, GetSweepParams, ImagesResult,
+    InterpolateParams, ListArtifactsParams, ListArtifactsResult, ListSweepsParams,
+    ListSweepsResult, PredictParams, PredictResult, ReconstructParams, SampleParams,
+    SubmitSweepParams, SubmitSweepResult, SweepEvent, SweepStatus, TrialStatus, UploadDataChunk,
+    UploadDataResult, WatchSweepParams,
 };
 
 use crate::coordinator::Coordinator;
 use crate::events;
+use crate::upload::{self, Target, Uploads};
 
 /// Largest artifact GetArtifact returns (clients raise their decoding limit to match).
 pub const MAX_ARTIFACT: u64 = 64 * 1024 * 1024;
@@ -24,9 +26,19 @@ pub const MAX_ARTIFACT: u64 = 64 * 1024 * 1024;
 pub struct SweepsService {
     /// Shared coordinator.
     pub core: Arc<Coordinator>,
+    /// Data uploads under way.
+    uploads: Arc<Uploads>,
 }
 
 impl SweepsService {
+    /// The server of `core`.
+    pub fn new(core: Arc<Coordinator>) -> SweepsService {
+        SweepsService {
+            core,
+            uploads: Default::default(),
+        }
+    }
+
     /// Resolves the trial of an inference call (given, or the best of `task`).
     async fn trial(&self, trial_id: &str, task: &str, rpc: &str) -> Result<String, Status> {
         Ok(self.core.inference_trial(trial_id, task, rpc).await?)
@@ -179,5 +191,32 @@ impl Sweeps for SweepsService {
         Ok(Response::new(GetArtifactResult {
             data: data.to_vec(),
         }))
+    }
+
+    async fn upload_data(
+        &self,
+        req: Request<Streaming<UploadDataChunk>>,
+    ) -> Result<Response<UploadDataResult>, Status> {
+        let (uploads, store, max) = (
+            self.uploads.clone(),
+            self.core.store.clone(),
+            self.core.config.max_upload,
+        );
+        let stream = req.into_inner();
+        // Its own task, so that what a client sent reaches the store even if the server
+        // drops this handler (the next call resumes after those bytes).
+        tokio::spawn(async move { uploads.receive(&store, max, stream).await })
+            .await
+            .map_err(|e| Status::internal(format!("the upload stopped: {e}")))?
+            .map(Response::new)
+    }
+
+    async fn data_status(
+        &self,
+        req: Request<DataStatusParams>,
+    ) -> Result<Response<DataStatusResult>, Status> {
+        let p = req.into_inner();
+        let t = Target::new(&p.name, &p.sha256, p.size, self.core.config.max_upload)?;
+        Ok(Response::new(upload::status(&self.core.store, &t).await?))
     }
 }

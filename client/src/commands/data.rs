@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use serde_json::{Value, json};
@@ -22,6 +21,7 @@ use wick_worker::data::{COVID_CSV, FACES_DIR};
 
 use super::{Outcome, usage};
 use crate::cli::FetchArgs;
+use crate::progress::bytes_bar;
 
 /// One file `data fetch` downloads.
 #[derive(Debug, Clone)]
@@ -371,7 +371,7 @@ async fn download(
         .await
         .with_context(|| format!("cannot write {}", partial.display()))?;
     let start = if resumed { have } else { 0 };
-    let bar = bar(source.name, resp.content_length().map(|n| n + start), quiet);
+    let bar = bytes_bar(source.name, resp.content_length().map(|n| n + start), quiet);
     bar.set_position(start);
     while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
         file.write_all(&chunk)
@@ -395,31 +395,6 @@ fn range_start(resp: &reqwest::Response) -> Option<u64> {
     let value = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
     let range = value.strip_prefix("bytes ")?;
     range.split('-').next()?.trim().parse().ok()
-}
-
-/// A progress bar on stderr for one download (drawn only on a terminal; none with
-/// `--json`, so the output stays one document).
-fn bar(name: &str, len: Option<u64>, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let (pb, template) = match len {
-        Some(n) => (
-            ProgressBar::new(n),
-            "{prefix:16} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        ),
-        None => (
-            ProgressBar::no_length(),
-            "{prefix:16} {spinner} {bytes} {bytes_per_sec}",
-        ),
-    };
-    let style = ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    pb.set_draw_target(ProgressDrawTarget::stderr());
-    pb.set_style(style);
-    pb.set_prefix(name.to_string());
-    pb
 }
 
 /// The size and SHA-256 of a download, checked against those `source` expects; a file

@@ -61,7 +61,15 @@ pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
     // uploaded.
     a.spec(DataRef::default()).map_err(usage)?;
     check_covid_csv(&a.data, &tasks).await?;
-    let (data, notes) = upload::resolve(&a.data, &tasks, s.store.as_ref()).await?;
+    let via = match &s.store {
+        Some(store) => upload::Via::Store(store),
+        None => upload::Via::Coordinator {
+            sweeps: &s.sweeps,
+            quiet: json,
+        },
+    };
+    let (data, placed) = upload::resolve(&a.data, &tasks, via).await?;
+    let data_json: Vec<_> = placed.iter().map(|p| p.json.clone()).collect();
     let spec = a.spec(data).map_err(usage)?;
     // The coordinator stores nothing of a sweep it refuses as invalid: that is a mistake
     // in the call, as a bad flag is.
@@ -77,8 +85,8 @@ pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
         .into_inner();
     let total = r.trial_ids.len();
     if !json {
-        for n in notes {
-            eprintln!("{n}");
+        for p in &placed {
+            eprintln!("{}", p.note);
         }
         eprintln!(
             "sweep {}: {total} trials, {} queued now, {} already finished or running",
@@ -95,13 +103,14 @@ pub async fn run(s: &Session, a: &SweepArgs, json: bool) -> Result<Outcome> {
             );
         }
         return Ok(Outcome {
-            json: json!({"sweep": r.sweep_id, "trial_ids": r.trial_ids, "queued": r.queued}),
+            json: json!({"sweep": r.sweep_id, "trial_ids": r.trial_ids, "queued": r.queued, "data": data_json}),
             text: format!("{}\n", r.sweep_id),
         });
     }
     let status = watch::follow(s, &r.sweep_id, json).await?;
     let mut out = watch::report(s, &status).await?;
     out.json["queued"] = json!(r.queued);
+    out.json["data"] = json!(data_json);
     watch::verdict(out, &status)
 }
 

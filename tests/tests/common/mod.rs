@@ -387,6 +387,9 @@ pub struct Cluster {
     pub worker_args: Vec<String>,
     /// Extra environment of every client run.
     pub client_env: Vec<(String, String)>,
+    /// Whether the client is given the store (`--store` and the S3 credentials); without
+    /// it, data goes through the coordinator.
+    pub client_store: bool,
     /// `http`, or `https` for a coordinator serving TLS.
     pub scheme: &'static str,
 }
@@ -418,6 +421,7 @@ impl Cluster {
             coordinator_args,
             worker_args: vec![],
             client_env: vec![],
+            client_store: true,
             scheme: "http",
         };
         c.start_coordinator();
@@ -508,7 +512,7 @@ impl Cluster {
         self.workers.len() - 1
     }
 
-    /// Runs `client --coordinator URL --store STORE --json ARGS` and returns its JSON.
+    /// Runs `client --coordinator URL [--store STORE] --json ARGS` and returns its JSON.
     pub fn client(&self, args: &[&str]) -> serde_json::Value {
         let out = self.client_raw(args);
         assert!(
@@ -531,15 +535,16 @@ impl Cluster {
     /// Runs the client and returns its raw output, whatever the exit status.
     pub fn client_raw(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new(binary("client"));
-        cmd.args([
-            "--coordinator",
-            &self.url(),
-            "--store",
-            &self.store,
-            "--json",
-        ])
-        .args(args);
+        cmd.args(["--coordinator", &self.url(), "--json"]);
         self.env(&mut cmd);
+        if self.client_store {
+            cmd.args(["--store", &self.store]);
+        } else {
+            for (k, _) in self.s3.env() {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args);
         cmd.envs(self.client_env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).output().unwrap()
     }

@@ -151,6 +151,44 @@ fn a_client_without_the_store_sends_data_through_the_coordinator_and_resumes() {
         assert_eq!(p["existed"], true, "{again}");
     }
 
+    // A file above the coordinator's limit is refused before any byte is sent, saying
+    // which flag sets it and what else to do.
+    c.coordinator_args
+        .extend(["--max-upload-mib", "1"].map(String::from));
+    c.coordinator.as_mut().unwrap().kill9();
+    c.start_coordinator();
+    let faces = c.dir.path().join("big-faces");
+    std::fs::create_dir_all(&faces).unwrap();
+    for i in 0..3 {
+        let noise: Vec<u8> = (0..600_000u32)
+            .map(|j| (j.wrapping_mul(2654435761) >> (i + 7)) as u8)
+            .collect();
+        std::fs::write(faces.join(format!("{i}.png")), noise).unwrap();
+    }
+    let out = c.client_raw(&[
+        "sweep",
+        "--task",
+        "vae",
+        "--faces",
+        faces.to_str().unwrap(),
+        "--kl",
+        "1",
+        "--detach",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--max-upload-mib") && err.contains("store:KEY"),
+        "{err}"
+    );
+    assert!(
+        !c.s3
+            .keys("cluster/")
+            .iter()
+            .any(|k| k.starts_with("cluster/uploads/")),
+        "nothing of the refused file is stored"
+    );
+
     // A store URL without the store's settings is refused with what to do instead.
     let out = c.client_raw(&["sweep", "--data", &c.store, "--l", "12", "--detach"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -8,8 +8,9 @@
 # "Running the containers locally (podman)".
 #
 # Environment: WICK_CT_DIR (default ${XDG_CACHE_HOME:-~/.cache}/wick-container-test) holds the
-# build context, volumes and logs; WICK_CT_NO_BUILD=1 skips the cargo build and uses
-# target/release as it is; WICK_CT_PODMAN_ROOT, when set, is podman's storage
+# build context, volumes and logs; WICK_CT_PROFILE=release (default) or dev picks the cargo
+# profile of the binaries; WICK_CT_NO_BUILD=1 skips the cargo build and uses those in
+# target/release (target/debug for dev) as they are; WICK_CT_PODMAN_ROOT, when set, is podman's storage
 # (--root; e.g. a tmpfs on a machine short of disk); WICK_CT_KEEP=1 leaves the containers
 # running at the end.
 set -euo pipefail
@@ -73,17 +74,26 @@ fi
 phase "podman + base image"
 
 # ---- binaries and image ------------------------------------------------------------------------
+# WICK_CT_PROFILE=dev takes the binaries the tests were built with (.ci/run: after
+# `cargo test` the build is a no-op; the workspace's dev profile is optimized), instead of
+# a release build of its own.
+profile="${WICK_CT_PROFILE:-release}"
+case "$profile" in
+  release) bindir=target/release ;;
+  dev) bindir=target/debug ;;
+  *) echo "WICK_CT_PROFILE must be release or dev, not '$profile'" >&2; exit 2 ;;
+esac
 if [[ "${WICK_CT_NO_BUILD:-}" == 1 ]]; then
-  log "using the binaries already in target/release (WICK_CT_NO_BUILD=1)"
+  log "using the binaries already in $bindir (WICK_CT_NO_BUILD=1)"
 else
-  log "cargo build --release"
-  cargo build --release -p wick-coordinator -p wick-worker -p wick-client 2>&1 | tail -1
+  log "cargo build --profile $profile"
+  cargo build --profile "$profile" -p wick-coordinator -p wick-worker -p wick-client 2>&1 | tail -1
 fi
 phase "cargo build (host)"
 log "image $image"
 ctx="$work/context"
 rm -rf "$ctx" && mkdir -p "$ctx/bin"
-for b in coordinator worker client; do objcopy --strip-debug "target/release/$b" "$ctx/bin/$b"; done
+for b in coordinator worker client; do objcopy --strip-debug "$bindir/$b" "$ctx/bin/$b"; done
 pm build -q --pull=never --target prebuilt --build-arg "DEBIAN_IMAGE=$base_image" \
   -f deploy/docker/Dockerfile -t "$image" "$ctx" >/dev/null
 image_size="$(pm image inspect "$image" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
@@ -294,7 +304,7 @@ phase "security checks"
 # goes through the coordinator (UploadData), as it would through a port-forward.
 export WICK_TOKEN="$token" WICK_COORDINATOR="http://127.0.0.1:$coord_port"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT AWS_ENDPOINT_URL WICK_STORE
-client=target/release/client
+client="$bindir/client"
 data="${WICK_DATA:-$repo/../shared/data}"
 log "sweep"
 sweep_json="$($client --json sweep --detach --data "$data" --l 12,40 --kl 1,100 --epochs 2)"

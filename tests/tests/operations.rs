@@ -49,14 +49,7 @@ fn token_metrics_health_and_logs_on_a_real_cluster() {
     let Some(data) = common::shared_data() else {
         return;
     };
-    let token_flags = |dir: &std::path::Path| {
-        let file = dir.join("token");
-        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-        vec![
-            "--token-file".to_string(),
-            file.to_string_lossy().into_owned(),
-        ]
-    };
+    let token_flags = |dir: &std::path::Path| common::token_flags(dir, TOKEN);
     let Some(mut c) = Cluster::start_with(|dir| {
         let mut args = token_flags(dir);
         args.extend(["--metrics-listen", "127.0.0.1:0", "--json-logs"].map(String::from));

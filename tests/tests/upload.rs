@@ -60,14 +60,7 @@ fn a_client_without_the_store_sends_data_through_the_coordinator_and_resumes() {
     let Some(data) = common::shared_data() else {
         return;
     };
-    let token_flags = |dir: &std::path::Path| {
-        let file = dir.join("token");
-        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-        vec![
-            "--token-file".to_string(),
-            file.to_string_lossy().into_owned(),
-        ]
-    };
+    let token_flags = |dir: &std::path::Path| common::token_flags(dir, TOKEN);
     let Some(mut c) = Cluster::start_with(token_flags) else {
         return;
     };

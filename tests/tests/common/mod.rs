@@ -367,6 +367,16 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// `--token-file FILE` flags, writing `token` to `dir/token` (for coordinators and workers).
+pub fn token_flags(dir: &Path, token: &str) -> Vec<String> {
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    vec![
+        "--token-file".to_string(),
+        file.to_string_lossy().into_owned(),
+    ]
+}
+
 /// A coordinator, its workers and an S3 server, all real processes on loopback.
 pub struct Cluster {
     /// Scratch folder: logs, S3 root, worker caches.

@@ -40,8 +40,8 @@ const EXAMPLES: &str = "EXAMPLES:
   client status s-1a2b3c
   client best --task vae --kl 1
 
-  # cluster: a running coordinator, and the store its workers read (for the upload)
-  client --coordinator http://10.0.0.5:50051 --store s3://wick sweep --data ./data --l 12,40";
+  # cluster: a running coordinator (the data goes through it; WICK_TOKEN if it wants one)
+  client --coordinator http://10.0.0.5:50051 sweep --data ./data --l 12,40";
 
 /// Flags every command takes (before or after the command name).
 #[derive(Debug, Args)]
@@ -68,7 +68,8 @@ pub struct Global {
     #[arg(long, default_value = "cpu", global = true)]
     pub device: String,
     /// [cluster] Store URL the coordinator and workers use (s3://bucket/prefix,
-    /// file:///path); needed only to upload local data with `sweep --data DIR`.
+    /// file:///path), with its credentials in AWS_*: `sweep --data DIR` then writes the
+    /// data there itself. Optional: without it the data goes through the coordinator.
     #[arg(long, env = "WICK_STORE", global = true, value_name = "URL")]
     pub store: Option<String>,
     /// [cluster] File holding the cluster's bearer token (WICK_TOKEN=TOKEN passes the

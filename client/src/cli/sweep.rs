@@ -35,6 +35,8 @@ use super::{Task, TaskChoice};
   # workers download the CSV themselves
   client sweep --covid-csv https://example.org/time_series_covid19_confirmed_global.csv
   # a cluster: submit and return; follow later with `client watch ID`
+  client --coordinator http://HOST:50051 sweep --data ./data --detach
+  # the same, writing the data into the store directly instead of through the coordinator
   client --coordinator http://HOST:50051 --store s3://bucket/wick sweep --data ./data --detach
 
 Every list takes commas or repeats. Submitting the same sweep again reuses finished
@@ -145,7 +147,8 @@ pub struct SweepArgs {
 #[derive(Debug, Args)]
 pub struct DataArgs {
     /// Data folder holding covid/covid_19.csv and anime-faces/; what the sweep needs is
-    /// uploaded to the store once (content-addressed, skipped when already there). Or a
+    /// uploaded once (content-addressed, skipped when already there; through the
+    /// coordinator, resumable, or into --store directly). Or a
     /// location in the store holding covid.csv and faces.tar: store:PREFIX, or a URL
     /// under --store.
     #[arg(long, env = "WICK_DATA", value_name = "DIR|store:PREFIX")]

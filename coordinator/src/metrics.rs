@@ -35,6 +35,10 @@ pub struct Metrics {
     workers: Gauge,
     /// Inference calls routed to workers.
     pub inference: InferenceMetrics,
+    /// Data bytes received through UploadData and written to the store.
+    pub upload_bytes: Counter,
+    /// Data files made whole in the store by UploadData.
+    pub uploads_completed: Counter,
 }
 
 impl Metrics {
@@ -80,6 +84,18 @@ impl Metrics {
         );
         let inference = InferenceMetrics::default();
         inference.register(r, "routed to workers");
+        let upload_bytes = Counter::default();
+        r.register(
+            "upload_bytes",
+            "Data bytes received through UploadData and written to the store",
+            upload_bytes.clone(),
+        );
+        let uploads_completed = Counter::default();
+        r.register(
+            "uploads_completed",
+            "Data files made whole in the store by UploadData",
+            uploads_completed.clone(),
+        );
         CountersFn::register(
             r,
             "store_errors",
@@ -97,6 +113,8 @@ impl Metrics {
             trials,
             workers,
             inference,
+            upload_bytes,
+            uploads_completed,
         }
     }
 

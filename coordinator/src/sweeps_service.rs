@@ -33,9 +33,11 @@ pub struct SweepsService {
 impl SweepsService {
     /// The server of `core`.
     pub fn new(core: Arc<Coordinator>) -> SweepsService {
+        let m = &core.metrics;
+        let uploads = Uploads::counting(m.upload_bytes.clone(), m.uploads_completed.clone());
         SweepsService {
+            uploads: Arc::new(uploads),
             core,
-            uploads: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use tonic::Status;
 use wick_common::store::{Store, keys};
 use wick_proto::v1::upload_data_chunk::Part;
 use wick_proto::v1::{DataStatusResult, UploadDataChunk, UploadDataHeader, UploadDataResult};
+use wick_service::metrics::Counter;
 
 use crate::error::{Error, Result};
 
@@ -125,9 +126,22 @@ pub async fn status(store: &Store, t: &Target) -> Result<DataStatusResult> {
 #[derive(Default)]
 pub struct Uploads {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Bytes written as parts (the metrics' `upload_bytes`).
+    bytes: Counter,
+    /// Files joined whole (the metrics' `uploads_completed`).
+    completed: Counter,
 }
 
 impl Uploads {
+    /// Uploads that count their bytes and completed files on these counters.
+    pub fn counting(bytes: Counter, completed: Counter) -> Uploads {
+        Uploads {
+            locks: Default::default(),
+            bytes,
+            completed,
+        }
+    }
+
     fn lock_of(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         // Forget the locks nobody holds, so the map does not grow with every file ever sent.
@@ -181,7 +195,8 @@ impl Uploads {
             ))
             .into());
         }
-        let received = write_parts(store, &t, now.received, offset, &mut stream).await?;
+        let received =
+            write_parts(store, &t, now.received, offset, &mut stream, &self.bytes).await?;
         if received < t.size {
             return Ok(UploadDataResult {
                 key: now.key,
@@ -191,6 +206,7 @@ impl Uploads {
             });
         }
         join(store, &t).await?;
+        self.completed.inc();
         Ok(UploadDataResult {
             key: now.key,
             received,
@@ -201,14 +217,16 @@ impl Uploads {
 }
 
 /// Writes the bytes of `stream` as parts from `held` on (the stream starts at `offset`,
-/// so its first `held - offset` bytes are already there); returns the bytes held after.
-/// A stream that fails still has what it delivered written, so a retry resumes after it.
+/// so its first `held - offset` bytes are already there), counting them on `written`;
+/// returns the bytes held after. A stream that fails still has what it delivered
+/// written, so a retry resumes after it.
 async fn write_parts(
     store: &Store,
     t: &Target,
     mut held: u64,
     offset: u64,
     stream: &mut (impl Stream<Item = std::result::Result<UploadDataChunk, Status>> + Unpin),
+    written: &Counter,
 ) -> std::result::Result<u64, Status> {
     let mut skip = held - offset;
     let mut buf: Vec<u8> = Vec::with_capacity(PART);
@@ -242,10 +260,10 @@ async fn write_parts(
         }
         buf.extend_from_slice(data);
         if buf.len() >= PART {
-            held = flush(store, t, held, &mut buf).await?;
+            held = flush(store, t, held, &mut buf, written).await?;
         }
     }
-    held = flush(store, t, held, &mut buf).await?;
+    held = flush(store, t, held, &mut buf, written).await?;
     match failed {
         Some(s) => Err(s),
         None => Ok(held),
@@ -253,7 +271,13 @@ async fn write_parts(
 }
 
 /// Writes `buf` as the part at `held`; returns the bytes held after it.
-async fn flush(store: &Store, t: &Target, held: u64, buf: &mut Vec<u8>) -> Result<u64> {
+async fn flush(
+    store: &Store,
+    t: &Target,
+    held: u64,
+    buf: &mut Vec<u8>,
+    written: &Counter,
+) -> Result<u64> {
     if buf.is_empty() {
         return Ok(held);
     }
@@ -264,6 +288,7 @@ async fn flush(store: &Store, t: &Target, held: u64, buf: &mut Vec<u8>) -> Resul
             std::mem::take(buf),
         )
         .await?;
+    written.inc_by(n);
     Ok(held + n)
 }
 
@@ -351,11 +376,13 @@ mod tests {
         let bytes = file(PART * 2 + 1234);
         let mut msgs = vec![header("faces.tar", &bytes, 0)];
         msgs.extend(bytes.chunks(1 << 20).map(data));
-        let r = Uploads::default()
+        let (written, completed) = (Counter::default(), Counter::default());
+        let r = Uploads::counting(written.clone(), completed.clone())
             .receive(&store, MAX, stream(msgs, false))
             .await
             .unwrap();
         assert!(r.complete && !r.existed, "{r:?}");
+        assert_eq!((written.get(), completed.get()), (bytes.len() as u64, 1));
         assert_eq!(r.key, keys::data(&sha256_hex(&bytes), "faces.tar"));
         assert_eq!(
             store.get(&r.key).await.unwrap().unwrap().as_ref(),
@@ -386,11 +413,13 @@ mod tests {
             data(&bytes[..PART / 2]),
             data(&bytes[PART / 2..cut]),
         ];
-        let e = Uploads::default()
+        let written = Counter::default();
+        let e = Uploads::counting(written.clone(), Counter::default())
             .receive(&store, MAX, stream(first, true))
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Cancelled);
+        assert_eq!(written.get(), cut as u64, "what arrived is written and counted");
         let t = Target::new("covid.csv", &sha256_hex(&bytes), bytes.len() as u64, MAX).unwrap();
         let s = status(&store, &t).await.unwrap();
         assert_eq!((s.received, s.complete), (cut as u64, false));

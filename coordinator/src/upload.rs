@@ -419,7 +419,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Cancelled);
-        assert_eq!(written.get(), cut as u64, "what arrived is written and counted");
+        assert_eq!(
+            written.get(),
+            cut as u64,
+            "what arrived is written and counted"
+        );
         let t = Target::new("covid.csv", &sha256_hex(&bytes), bytes.len() as u64, MAX).unwrap();
         let s = status(&store, &t).await.unwrap();
         assert_eq!((s.received, s.complete), (cut as u64, false));

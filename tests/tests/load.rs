@@ -76,26 +76,7 @@ fn concurrent_predict_sample_and_watch_clients_get_right_answers_in_bounded_memo
     };
     c.start_worker("w1");
     let data = data.to_string_lossy().to_string();
-    let submitted = c.client(&[
-        "sweep",
-        "--data",
-        &data,
-        "--l",
-        "12",
-        "--kl",
-        "1",
-        "--cell",
-        "rnn",
-        "--hidden",
-        "8",
-        "--vae-hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--limit",
-        "200",
-        "--detach",
-    ]);
+    let submitted = c.client(&common::tiny_sweep(&data));
     let sweep = submitted["sweep"].as_str().unwrap().to_string();
     let trials = c.wait_done(&sweep, Duration::from_secs(180));
     let id = |task: &str| {

@@ -77,26 +77,7 @@ fn a_client_without_the_store_sends_data_through_the_coordinator_and_resumes() {
     c.start_worker("w1");
 
     let d = data.to_string_lossy().to_string();
-    let grid = [
-        "sweep",
-        "--data",
-        &d,
-        "--l",
-        "12",
-        "--kl",
-        "1",
-        "--cell",
-        "rnn",
-        "--hidden",
-        "8",
-        "--vae-hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--limit",
-        "200",
-        "--detach",
-    ];
+    let grid = common::tiny_sweep(&d);
     let submitted = c.client(&grid);
     let parts = submitted["data"].as_array().unwrap();
     assert_eq!(parts.len(), 2, "{submitted}");

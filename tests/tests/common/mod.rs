@@ -377,6 +377,32 @@ pub fn token_flags(dir: &Path, token: &str) -> Vec<String> {
     ]
 }
 
+/// The smallest sweep over both tasks: one RNN covid trial (L = 12) and one VAE trial
+/// (KL weight 1), 8 hidden units, one epoch on 200 rows or images, submitted without
+/// waiting (`--detach`).
+pub fn tiny_sweep(data: &str) -> [&str; 18] {
+    [
+        "sweep",
+        "--data",
+        data,
+        "--l",
+        "12",
+        "--kl",
+        "1",
+        "--cell",
+        "rnn",
+        "--hidden",
+        "8",
+        "--vae-hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--detach",
+    ]
+}
+
 /// A coordinator, its workers and an S3 server, all real processes on loopback.
 pub struct Cluster {
     /// Scratch folder: logs, S3 root, worker caches.

@@ -195,9 +195,13 @@ impl Uploads {
             ))
             .into());
         }
+        let started = std::time::Instant::now();
         let received =
             write_parts(store, &t, now.received, offset, &mut stream, &self.bytes).await?;
+        let stored = started.elapsed();
         if received < t.size {
+            tracing::info!(file = %t.name, sha256 = %t.sha, from = now.received, held = received,
+                secs = stored.as_secs_f64(), "upload broken off; the next call resumes");
             return Ok(UploadDataResult {
                 key: now.key,
                 received,
@@ -207,6 +211,10 @@ impl Uploads {
         }
         join(store, &t).await?;
         self.completed.inc();
+        // Receiving and joining are timed apart: the join is a second pass over the store.
+        tracing::info!(file = %t.name, key = %now.key, bytes = t.size, from = now.received,
+            receive_secs = stored.as_secs_f64(),
+            join_secs = (started.elapsed() - stored).as_secs_f64(), "upload complete");
         Ok(UploadDataResult {
             key: now.key,
             received,
@@ -219,16 +227,19 @@ impl Uploads {
 /// Writes the bytes of `stream` as parts from `held` on (the stream starts at `offset`,
 /// so its first `held - offset` bytes are already there), counting them on `written`;
 /// returns the bytes held after. A stream that fails still has what it delivered
-/// written, so a retry resumes after it.
+/// written, so a retry resumes after it. One part is stored while the next arrives, so
+/// the client waits for neither alone; parts are stored in order, so what is held stays
+/// contiguous whatever fails.
 async fn write_parts(
     store: &Store,
     t: &Target,
-    mut held: u64,
+    held: u64,
     offset: u64,
     stream: &mut (impl Stream<Item = std::result::Result<UploadDataChunk, Status>> + Unpin),
     written: &Counter,
 ) -> std::result::Result<u64, Status> {
     let mut skip = held - offset;
+    let mut parts = PartWriter::new(store, t, held, written);
     let mut buf: Vec<u8> = Vec::with_capacity(PART);
     let mut failed = None;
     while let Some(msg) = stream.next().await {
@@ -250,7 +261,7 @@ async fn write_parts(
         let cut = data.len().min(usize::try_from(skip).unwrap_or(usize::MAX));
         skip -= cut as u64;
         let data = &data[cut..];
-        if held + (buf.len() + data.len()) as u64 > t.size {
+        if parts.next_at + (buf.len() + data.len()) as u64 > t.size {
             // The file is not what the header said: nothing of this stream is kept.
             return Err(Error::InvalidArgument(format!(
                 "more than the {} bytes the header declared for {}: send the size of the file as it is now",
@@ -260,36 +271,76 @@ async fn write_parts(
         }
         buf.extend_from_slice(data);
         if buf.len() >= PART {
-            held = flush(store, t, held, &mut buf, written).await?;
+            parts
+                .start(std::mem::replace(&mut buf, Vec::with_capacity(PART)))
+                .await?;
         }
     }
-    held = flush(store, t, held, &mut buf, written).await?;
+    parts.start(buf).await?;
+    let held = parts.finish().await?;
     match failed {
         Some(s) => Err(s),
         None => Ok(held),
     }
 }
 
-/// Writes `buf` as the part at `held`; returns the bytes held after it.
-async fn flush(
-    store: &Store,
-    t: &Target,
+/// Stores the parts of one upload in order, with at most one in flight.
+struct PartWriter {
+    store: Store,
+    sha: String,
+    name: String,
+    /// Bytes stored so far (the parts before the one in flight).
     held: u64,
-    buf: &mut Vec<u8>,
-    written: &Counter,
-) -> Result<u64> {
-    if buf.is_empty() {
-        return Ok(held);
+    /// Where the next part starts: `held` plus the part in flight.
+    next_at: u64,
+    /// The part being stored; it yields the bytes held once it is.
+    in_flight: Option<tokio::task::JoinHandle<Result<u64>>>,
+    written: Counter,
+}
+
+impl PartWriter {
+    fn new(store: &Store, t: &Target, held: u64, written: &Counter) -> Self {
+        PartWriter {
+            store: store.clone(),
+            sha: t.sha.clone(),
+            name: t.name.clone(),
+            held,
+            next_at: held,
+            in_flight: None,
+            written: written.clone(),
+        }
     }
-    let n = buf.len() as u64;
-    store
-        .put(
-            &keys::upload_part(&t.sha, &t.name, held),
-            std::mem::take(buf),
-        )
-        .await?;
-    written.inc_by(n);
-    Ok(held + n)
+
+    /// Waits for the part in flight, then starts storing `bytes` as the next one.
+    async fn start(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.held = self.finish().await?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let (store, written) = (self.store.clone(), self.written.clone());
+        let key = keys::upload_part(&self.sha, &self.name, self.next_at);
+        let n = bytes.len() as u64;
+        let after = self.next_at + n;
+        self.next_at = after;
+        self.in_flight = Some(tokio::spawn(async move {
+            store.put(&key, bytes).await?;
+            written.inc_by(n);
+            Ok(after)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the part in flight; returns the bytes held.
+    async fn finish(&mut self) -> Result<u64> {
+        if let Some(part) = self.in_flight.take() {
+            self.held = part.await.map_err(|e| {
+                Error::Unavailable(format!(
+                    "storing an upload part failed ({e}); send the file again"
+                ))
+            })??;
+        }
+        Ok(self.held)
+    }
 }
 
 /// Joins the parts of a complete upload into its final key, checking its SHA-256, and
@@ -300,8 +351,24 @@ async fn join(store: &Store, t: &Target) -> Result<()> {
     let key = t.key();
     let mut out = store.writer(&key).await?;
     let mut hash = Sha256::new();
-    for (part, _, _) in &all[..n] {
-        let Some(bytes) = store.get(part).await? else {
+    // The next part is read while this one is hashed and written.
+    let fetch = |i: usize| {
+        let (store, part) = (store.clone(), all[i].0.clone());
+        tokio::spawn(async move { store.get(&part).await })
+    };
+    let mut next = (n > 0).then(|| fetch(0));
+    for (i, (part, _, _)) in all[..n].iter().enumerate() {
+        let got = next
+            .take()
+            .expect("a read is started for every part")
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "reading an upload part failed ({e}); send the file again"
+                ))
+            })?;
+        next = (i + 1 < n).then(|| fetch(i + 1));
+        let Some(bytes) = got? else {
             out.abort().await?;
             return Err(Error::Unavailable(format!(
                 "part '{part}' of {} vanished from the store while it was joined; send the file again",

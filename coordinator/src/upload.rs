@@ -7,7 +7,10 @@
 //! of a few megabytes: a stream that breaks, or a coordinator that restarts, loses at most
 //! the part being filled, and the next call resumes from the bytes held (`DataStatus`).
 //! Once every byte is there the parts are joined into the final key while their SHA-256 is
-//! checked, then removed. An upload holds one part in memory, whatever the file's size.
+//! checked, then removed. An upload that streams from byte 0 to the end without a break
+//! (the usual case) also writes the final key as it goes, so it skips that second pass
+//! over the store; the parts are its insurance. An upload holds a few parts in memory,
+//! whatever the file's size.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tonic::Status;
-use wick_common::store::{Store, keys};
+use wick_common::store::{Store, Writer, keys};
 use wick_proto::v1::upload_data_chunk::Part;
 use wick_proto::v1::{DataStatusResult, UploadDataChunk, UploadDataHeader, UploadDataResult};
 use wick_service::metrics::Counter;
@@ -196,10 +199,26 @@ impl Uploads {
             .into());
         }
         let started = std::time::Instant::now();
-        let received =
-            write_parts(store, &t, now.received, offset, &mut stream, &self.bytes).await?;
+        // Nothing held yet: write the final object alongside the parts. Where it cannot be
+        // started the parts alone carry the upload, and the join makes the object.
+        let direct = match now.received {
+            0 => Direct::open(store, &t).await,
+            _ => None,
+        };
+        let (received, direct) = write_parts(
+            store,
+            &t,
+            (now.received, offset),
+            &mut stream,
+            &self.bytes,
+            direct,
+        )
+        .await?;
         let stored = started.elapsed();
         if received < t.size {
+            if let Some(d) = direct {
+                d.abandon().await;
+            }
             tracing::info!(file = %t.name, sha256 = %t.sha, from = now.received, held = received,
                 secs = stored.as_secs_f64(), "upload broken off; the next call resumes");
             return Ok(UploadDataResult {
@@ -209,11 +228,15 @@ impl Uploads {
                 existed: false,
             });
         }
-        join(store, &t).await?;
+        let single_pass = direct.is_some();
+        match direct {
+            Some(d) => d.finish(store, &t).await?,
+            None => join(store, &t).await?,
+        }
         self.completed.inc();
         // Receiving and joining are timed apart: the join is a second pass over the store.
         tracing::info!(file = %t.name, key = %now.key, bytes = t.size, from = now.received,
-            receive_secs = stored.as_secs_f64(),
+            single_pass, receive_secs = stored.as_secs_f64(),
             join_secs = (started.elapsed() - stored).as_secs_f64(), "upload complete");
         Ok(UploadDataResult {
             key: now.key,
@@ -225,21 +248,41 @@ impl Uploads {
 }
 
 /// Writes the bytes of `stream` as parts from `held` on (the stream starts at `offset`,
-/// so its first `held - offset` bytes are already there), counting them on `written`;
-/// returns the bytes held after. A stream that fails still has what it delivered
-/// written, so a retry resumes after it. One part is stored while the next arrives, so
-/// the client waits for neither alone; parts are stored in order, so what is held stays
-/// contiguous whatever fails.
+/// so its first `held - offset` bytes are already there), counting them on `written`, and
+/// into `direct` if given; returns the bytes held after, and `direct` if it took every
+/// byte. A stream that fails still has what it delivered written, so a retry resumes
+/// after it. One part is stored while the next arrives, so the client waits for neither
+/// alone; parts are stored in order, so what is held stays contiguous whatever fails.
 async fn write_parts(
     store: &Store,
     t: &Target,
-    held: u64,
-    offset: u64,
+    (held, offset): (u64, u64),
     stream: &mut (impl Stream<Item = std::result::Result<UploadDataChunk, Status>> + Unpin),
     written: &Counter,
+    direct: Option<Direct>,
+) -> std::result::Result<(u64, Option<Direct>), Status> {
+    let mut parts = PartWriter::new(store, t, held, written, direct);
+    let got = fill(&mut parts, t, held - offset, stream).await;
+    let direct = parts.direct.take();
+    match got {
+        Ok(held) => Ok((held, direct)),
+        Err(s) => {
+            if let Some(d) = direct {
+                d.abandon().await;
+            }
+            Err(s)
+        }
+    }
+}
+
+/// The loop of [`write_parts`]: skips the first `skip` bytes of `stream`, hands the rest
+/// to `parts` a part at a time; returns the bytes held once the stream ends.
+async fn fill(
+    parts: &mut PartWriter,
+    t: &Target,
+    mut skip: u64,
+    stream: &mut (impl Stream<Item = std::result::Result<UploadDataChunk, Status>> + Unpin),
 ) -> std::result::Result<u64, Status> {
-    let mut skip = held - offset;
-    let mut parts = PartWriter::new(store, t, held, written);
     let mut buf: Vec<u8> = Vec::with_capacity(PART);
     let mut failed = None;
     while let Some(msg) = stream.next().await {
@@ -284,6 +327,42 @@ async fn write_parts(
     }
 }
 
+/// The final object of an upload written while its bytes arrive, with their hash.
+struct Direct {
+    out: Writer,
+    hash: Sha256,
+}
+
+impl Direct {
+    /// Starts writing `t`'s final key; `None` where the store refuses (the join then
+    /// makes the object from the parts).
+    async fn open(store: &Store, t: &Target) -> Option<Direct> {
+        match store.writer(&t.key()).await {
+            Ok(out) => Some(Direct {
+                out,
+                hash: Sha256::new(),
+            }),
+            Err(e) => {
+                tracing::warn!(file = %t.name, error = %e, "cannot write the upload in one pass; its parts will be joined");
+                None
+            }
+        }
+    }
+
+    /// Gives the object up: nothing appears under its key. Failing to is only logged:
+    /// the parts, not this object, hold the upload.
+    async fn abandon(self) {
+        if let Err(e) = self.out.abort().await {
+            tracing::warn!(error = %e, "abandoning a one-pass upload failed");
+        }
+    }
+
+    /// Completes the object if every byte hashes to the name, and removes the parts.
+    async fn finish(self, store: &Store, t: &Target) -> Result<()> {
+        settle(store, t, self.out, self.hash).await
+    }
+}
+
 /// Stores the parts of one upload in order, with at most one in flight.
 struct PartWriter {
     store: Store,
@@ -296,10 +375,18 @@ struct PartWriter {
     /// The part being stored; it yields the bytes held once it is.
     in_flight: Option<tokio::task::JoinHandle<Result<u64>>>,
     written: Counter,
+    /// The final object, while it has taken every byte so far.
+    direct: Option<Direct>,
 }
 
 impl PartWriter {
-    fn new(store: &Store, t: &Target, held: u64, written: &Counter) -> Self {
+    fn new(
+        store: &Store,
+        t: &Target,
+        held: u64,
+        written: &Counter,
+        direct: Option<Direct>,
+    ) -> Self {
         PartWriter {
             store: store.clone(),
             sha: t.sha.clone(),
@@ -308,6 +395,7 @@ impl PartWriter {
             next_at: held,
             in_flight: None,
             written: written.clone(),
+            direct,
         }
     }
 
@@ -316,6 +404,15 @@ impl PartWriter {
         self.held = self.finish().await?;
         if bytes.is_empty() {
             return Ok(());
+        }
+        if let Some(d) = self.direct.as_mut() {
+            d.hash.update(&bytes);
+            if let Err(e) = d.out.write(&bytes).await {
+                tracing::warn!(file = %self.name, error = %e, "the one-pass write failed; the parts will be joined");
+                if let Some(d) = self.direct.take() {
+                    d.abandon().await;
+                }
+            }
         }
         let (store, written) = (self.store.clone(), self.written.clone());
         let key = keys::upload_part(&self.sha, &self.name, self.next_at);
@@ -378,14 +475,21 @@ async fn join(store: &Store, t: &Target) -> Result<()> {
         hash.update(&bytes);
         out.write(&bytes).await?;
     }
+    settle(store, t, out, hash).await
+}
+
+/// Completes `out`, holding all of `t` with digest `hash`, if that is `t`'s SHA-256 (else
+/// gives it up), and removes `t`'s parts either way: bytes that do not hash to the name
+/// are dropped, so the next try starts over.
+async fn settle(store: &Store, t: &Target, out: Writer, hash: Sha256) -> Result<()> {
     let got = hex::encode(hash.finalize());
     let matches = got == t.sha;
     match matches {
         true => out.finish().await?,
         false => out.abort().await?,
     }
-    for (part, _, _) in &all {
-        store.delete(part).await?;
+    for (part, _, _) in parts(store, t).await? {
+        store.delete(&part).await?;
     }
     if !matches {
         return Err(Error::InvalidArgument(format!(
@@ -547,6 +651,36 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("changed while it was sent"), "{e}");
+        assert!(store.list("").await.unwrap().is_empty(), "nothing is kept");
+    }
+
+    #[tokio::test]
+    async fn a_resumed_upload_whose_bytes_changed_is_dropped_at_the_join() {
+        let store = Store::open("memory://").unwrap();
+        let bytes = file(PART + 5000);
+        let first = vec![header("faces.tar", &bytes, 0), data(&bytes[..PART])];
+        Uploads::default()
+            .receive(&store, MAX, stream(first, true))
+            .await
+            .unwrap_err();
+        assert!(
+            store.list("data/").await.unwrap().is_empty(),
+            "a broken one-pass write leaves no final object"
+        );
+        let mut rest = bytes[PART..].to_vec();
+        rest[10] ^= 1;
+        let e = Uploads::default()
+            .receive(
+                &store,
+                MAX,
+                stream(
+                    vec![header("faces.tar", &bytes, PART as u64), data(&rest)],
+                    false,
+                ),
+            )
+            .await
+            .unwrap_err();
         assert!(e.message().contains("changed while it was sent"), "{e}");
         assert!(store.list("").await.unwrap().is_empty(), "nothing is kept");
     }

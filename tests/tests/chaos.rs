@@ -156,6 +156,7 @@ fn a_sweep_survives_random_worker_kills_and_a_coordinator_restart() {
         "the sweep finished before the coordinator restart; the trials are too short"
     );
     let trials = c.wait_done(&sweep, Duration::from_secs(120));
+    c.wait_settled(trials.iter().map(|t| t["id"].as_str().unwrap()));
     eprintln!(
         "chaos: {kills} worker kills and one coordinator restart; sweep done after {:?}",
         started.elapsed()

@@ -118,10 +118,19 @@ async fn a_mixed_sweep_completes_on_two_workers_and_answers_inference() {
             "{} {plot}",
             t.trial_id
         );
-        let staging = store
-            .list(&format!("trials/{}/staging/", t.trial_id))
-            .await
-            .unwrap();
+        // Status shows a trial succeeded once it is recorded; the staging clean-up
+        // settles right after (Complete answers once it has).
+        let mut staging = Vec::new();
+        for _ in 0..100 {
+            staging = store
+                .list(&format!("trials/{}/staging/", t.trial_id))
+                .await
+                .unwrap();
+            if staging.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(staging.is_empty(), "staging cleared: {staging:?}");
     }
 

@@ -63,12 +63,17 @@ fn settled(ctx: &Ctx, trial: &str) {
         if ["config.json", "data.json"]
             .iter()
             .all(|f| k.contains(&format!("{dir}{f}")))
+            && !k
+                .iter()
+                .any(|k| k.starts_with(&dir) && k.contains("/staging/"))
         {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("trial {trial} ended but its config.json and data.json were not written within 20 s");
+    panic!(
+        "trial {trial} ended but its config.json and data.json were not written, or its staging area not cleared, within 20 s"
+    );
 }
 
 /// Carries out `act`.

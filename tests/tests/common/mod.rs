@@ -604,6 +604,26 @@ impl Cluster {
             done.then_some(t)
         })
     }
+
+    /// Waits until each of `trials` has its documents in the store and its staging area
+    /// cleared. Status shows a trial succeeded once the change is recorded; the documents
+    /// and the clean-up settle right after (Complete answers once they have).
+    pub fn wait_settled<'a>(&self, trials: impl IntoIterator<Item = &'a str>) {
+        for id in trials {
+            wait_for(
+                Duration::from_secs(10),
+                &format!("{id}'s documents written and staging cleared"),
+                || {
+                    let keys = self.s3.keys(&format!("cluster/trials/{id}/"));
+                    let settled = ["/config.json", "/metrics.jsonl"]
+                        .iter()
+                        .all(|f| keys.iter().any(|k| k.ends_with(f)))
+                        && !keys.iter().any(|k| k.contains("/staging/"));
+                    settled.then_some(())
+                },
+            );
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

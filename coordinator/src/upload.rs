@@ -359,7 +359,8 @@ impl Direct {
 
     /// Completes the object if every byte hashes to the name, and removes the parts.
     async fn finish(self, store: &Store, t: &Target) -> Result<()> {
-        settle(store, t, self.out, self.hash).await
+        let all = parts(store, t).await?;
+        settle(store, t, self.out, self.hash, &all).await
     }
 }
 
@@ -475,21 +476,27 @@ async fn join(store: &Store, t: &Target) -> Result<()> {
         hash.update(&bytes);
         out.write(&bytes).await?;
     }
-    settle(store, t, out, hash).await
+    settle(store, t, out, hash, &all).await
 }
 
 /// Completes `out`, holding all of `t` with digest `hash`, if that is `t`'s SHA-256 (else
-/// gives it up), and removes `t`'s parts either way: bytes that do not hash to the name
-/// are dropped, so the next try starts over.
-async fn settle(store: &Store, t: &Target, out: Writer, hash: Sha256) -> Result<()> {
+/// gives it up), and removes `t`'s parts `all` either way: bytes that do not hash to the
+/// name are dropped, so the next try starts over.
+async fn settle(
+    store: &Store,
+    t: &Target,
+    out: Writer,
+    hash: Sha256,
+    all: &[(String, u64, u64)],
+) -> Result<()> {
     let got = hex::encode(hash.finalize());
     let matches = got == t.sha;
     match matches {
         true => out.finish().await?,
         false => out.abort().await?,
     }
-    for (part, _, _) in parts(store, t).await? {
-        store.delete(&part).await?;
+    for (part, _, _) in all {
+        store.delete(part).await?;
     }
     if !matches {
         return Err(Error::InvalidArgument(format!(

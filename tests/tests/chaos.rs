@@ -156,7 +156,10 @@ fn a_sweep_survives_random_worker_kills_and_a_coordinator_restart() {
         "the sweep finished before the coordinator restart; the trials are too short"
     );
     let trials = c.wait_done(&sweep, Duration::from_secs(120));
-    c.wait_settled(trials.iter().map(|t| t["id"].as_str().unwrap()));
+    c.wait_settled(
+        trials.iter().map(|t| t["id"].as_str().unwrap()),
+        &["config.json", "metrics.jsonl"],
+    );
     eprintln!(
         "chaos: {kills} worker kills and one coordinator restart; sweep done after {:?}",
         started.elapsed()

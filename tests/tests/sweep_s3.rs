@@ -49,7 +49,10 @@ fn mixed_sweep_on_s3_then_predict_sample_and_resubmit() {
     assert_eq!(submitted["queued"], 4);
 
     let trials = c.wait_done(&sweep, Duration::from_secs(240));
-    c.wait_settled(trials.iter().map(|t| t["id"].as_str().unwrap()));
+    c.wait_settled(
+        trials.iter().map(|t| t["id"].as_str().unwrap()),
+        &["config.json", "metrics.jsonl"],
+    );
     let workers: std::collections::BTreeSet<String> = trials
         .iter()
         .map(|t| t["worker"].as_str().unwrap_or("").to_string())

@@ -34,7 +34,10 @@ fn sweep(ctx: &Ctx, args: &[String]) -> Seen {
     if t["state"] == "failed" {
         *ctx.last_failed.borrow_mut() = trial.clone();
     }
-    settled(ctx, &trial);
+    // The documents follow the status from the settler; without the wait they could
+    // land during the next case and be blamed on it.
+    ctx.c
+        .wait_settled([trial.as_str()], &["config.json", "data.json"]);
     *ctx.last_trial.borrow_mut() = trial;
     let log = ctx.worker_log();
     let state = match t["state"].as_str().unwrap_or("") {
@@ -50,30 +53,6 @@ fn sweep(ctx: &Ctx, args: &[String]) -> Seen {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         attempts: t["attempts"].as_u64(),
     }
-}
-
-/// Waits (up to 20 s) for the coordinator to write an ended trial's documents: the sweep's
-/// status answers from memory as soon as the trial ends, and the documents follow from the
-/// settler, so without the wait they could land during the next case and be blamed on it.
-fn settled(ctx: &Ctx, trial: &str) {
-    let dir = format!("cluster/trials/{trial}/");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        let k = keys(ctx);
-        if ["config.json", "data.json"]
-            .iter()
-            .all(|f| k.contains(&format!("{dir}{f}")))
-            && !k
-                .iter()
-                .any(|k| k.starts_with(&dir) && k.contains("/staging/"))
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "trial {trial} ended but its config.json and data.json were not written, or its staging area not cleared, within 20 s"
-    );
 }
 
 /// Carries out `act`.

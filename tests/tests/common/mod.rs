@@ -605,19 +605,18 @@ impl Cluster {
         })
     }
 
-    /// Waits until each of `trials` has its documents in the store and its staging area
-    /// cleared. Status shows a trial succeeded once the change is recorded; the documents
-    /// and the clean-up settle right after (Complete answers once they have).
-    pub fn wait_settled<'a>(&self, trials: impl IntoIterator<Item = &'a str>) {
+    /// Waits (up to 20 s each) until each of `trials` has `files` in the store and its
+    /// staging area cleared. Status shows a trial ended once the change is recorded; its
+    /// documents and the clean-up settle right after (the ending RPC answers once they have).
+    pub fn wait_settled<'a>(&self, trials: impl IntoIterator<Item = &'a str>, files: &[&str]) {
         for id in trials {
+            let dir = format!("cluster/trials/{id}/");
             wait_for(
-                Duration::from_secs(10),
-                &format!("{id}'s documents written and staging cleared"),
+                Duration::from_secs(20),
+                &format!("{id}'s {files:?} written and its staging area cleared"),
                 || {
-                    let keys = self.s3.keys(&format!("cluster/trials/{id}/"));
-                    let settled = ["/config.json", "/metrics.jsonl"]
-                        .iter()
-                        .all(|f| keys.iter().any(|k| k.ends_with(f)))
+                    let keys = self.s3.keys(&dir);
+                    let settled = files.iter().all(|f| keys.contains(&format!("{dir}{f}")))
                         && !keys.iter().any(|k| k.contains("/staging/"));
                     settled.then_some(())
                 },
